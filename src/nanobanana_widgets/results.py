@@ -1,0 +1,371 @@
+"""Typed results: the request as sent, the images, the task record and its status.
+
+Frozen dataclasses built from the service's JSON. Status is inferred from a task record
+as API.md describes, since the service sends no status field.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from .errors import NanoBananaError, error_from_body
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+Status = Literal["pending", "succeeded", "failed"]
+
+_PENDING_WORDS = frozenset({"pending", "processing", "running", "queued", "started", "submitted"})
+_FAILED_WORDS = frozenset({"failed", "failure", "error", "errored", "cancelled", "canceled"})
+_SUCCEEDED_WORDS = frozenset({"succeeded", "success", "completed", "complete", "done", "finished"})
+
+
+def _short_url(url: str, limit: int = 60) -> str:
+    if url.startswith("data:"):
+        head = url.split(",", 1)[0]
+        return f"{head},…({len(url)} chars)"
+    return url if len(url) <= limit else url[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """One images request exactly as sent (never holds the token)."""
+
+    action: str
+    prompt: str
+    model: str = "nano-banana"
+    count: int = 1
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    image_urls: tuple[str, ...] = ()
+    callback_url: str | None = None
+    asynchronous: bool = True
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body for ``POST /nano-banana/images``."""
+        payload: dict[str, Any] = {"action": self.action, "prompt": self.prompt, "model": self.model}
+        if self.count != 1:
+            payload["count"] = self.count
+        if self.aspect_ratio is not None:
+            payload["aspect_ratio"] = self.aspect_ratio
+        if self.resolution is not None:
+            payload["resolution"] = self.resolution
+        if self.image_urls:
+            payload["image_urls"] = list(self.image_urls)
+        if self.callback_url is not None:
+            payload["callback_url"] = self.callback_url
+        if self.asynchronous:
+            payload["async"] = True
+        return payload
+
+    def parameters(self) -> dict[str, Any]:
+        """The user-facing parameters (no prompt, no images), for captions and history."""
+        return {
+            "action": self.action,
+            "model": self.model,
+            "count": self.count,
+            "aspect_ratio": self.aspect_ratio,
+            "resolution": self.resolution,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> ImageRequest:
+        """Rebuild from a JSON body (e.g. a task record's ``request``)."""
+        return cls(
+            action=str(payload.get("action", "generate")),
+            prompt=str(payload.get("prompt", "")),
+            model=str(payload.get("model") or "nano-banana"),
+            count=int(payload.get("count") or 1),
+            aspect_ratio=payload.get("aspect_ratio"),
+            resolution=payload.get("resolution"),
+            image_urls=tuple(payload.get("image_urls") or ()),
+            callback_url=payload.get("callback_url"),
+            asynchronous=bool(payload.get("async", False)),
+        )
+
+    def __repr__(self) -> str:
+        urls = ", ".join(_short_url(u) for u in self.image_urls)
+        return (
+            f"ImageRequest(action={self.action!r}, prompt={self.prompt[:60]!r}, "
+            f"model={self.model!r}, count={self.count}, aspect_ratio={self.aspect_ratio!r}, "
+            f"resolution={self.resolution!r}, image_urls=[{urls}])"
+        )
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    """One result image: its URL and the prompt the service echoed.
+
+    ``bytes()``, ``pil()`` and ``save()`` download it (once; the bytes are kept in memory)
+    with a size cap and a timeout, accepting only http, https and data URLs, and verify
+    the content with Pillow.
+    """
+
+    url: str
+    prompt: str
+    task_id: str = ""
+    index: int = 0
+    request: ImageRequest | None = field(default=None, compare=False, repr=False)
+    _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def bytes(self, *, max_bytes: int | None = None, timeout: float | None = None) -> bytes:
+        """The image file's bytes (downloaded on first use, then kept)."""
+        if "data" not in self._cache:
+            from .images import download
+
+            kwargs: dict[str, Any] = {}
+            if max_bytes is not None:
+                kwargs["max_bytes"] = max_bytes
+            if timeout is not None:
+                kwargs["timeout"] = timeout
+            self._cache["data"] = download(self.url, **kwargs)
+        return self._cache["data"]
+
+    def pil(self) -> PILImage.Image:
+        """The image as a ``PIL.Image`` (downloaded on first use)."""
+        import io
+
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(self.bytes()))
+        img.load()
+        return img
+
+    def metadata(self) -> dict[str, Any]:
+        """What gets embedded in a saved file: prompt, model, parameters and task id."""
+        meta: dict[str, Any] = {"prompt": self.prompt, "task_id": self.task_id, "index": self.index,
+                                "source_url": self.url if not self.url.startswith("data:") else ""}
+        if self.request is not None:
+            meta.update(self.request.parameters())
+            meta["request_prompt"] = self.request.prompt
+        return meta
+
+    def save(self, path: str | Path) -> Path:
+        """Write the image to ``path`` (a file or a folder) with its metadata embedded."""
+        from .images import extension_for, write_with_metadata
+
+        data = self.bytes()
+        target = Path(path)
+        if target.is_dir():
+            stem = f"{self.task_id or 'image'}-{self.index}"
+            target = target / f"{stem}{extension_for(data)}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_with_metadata(target, data, self.metadata())
+        return target
+
+    def _repr_html_(self) -> str:
+        from .display import image_html
+
+        return image_html(self)
+
+    def __repr__(self) -> str:
+        return f"GeneratedImage(url={_short_url(self.url)!r}, prompt={self.prompt[:60]!r})"
+
+
+@dataclass(frozen=True)
+class Timings:
+    """When things happened, as UNIX timestamps (``None`` when unknown)."""
+
+    submitted_at: float | None = None
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    received_at: float | None = None
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds from submission (or creation) to the result reaching Python."""
+        start = self.submitted_at or self.created_at
+        end = self.received_at or self.finished_at
+        if start is None or end is None:
+            return None
+        return max(0.0, end - start)
+
+
+@dataclass(frozen=True)
+class Result:
+    """A finished request: task id, trace id, the request as sent, images and timings.
+
+    Iterating, indexing and ``len`` go over the images. ``status`` is ``"succeeded"`` when
+    at least one image came back; with ``count > 1`` some may be missing (billing is per
+    image that succeeded).
+    """
+
+    task_id: str
+    trace_id: str | None
+    request: ImageRequest
+    images: tuple[GeneratedImage, ...]
+    status: Status = "succeeded"
+    timings: Timings = field(default_factory=Timings)
+    error: NanoBananaError | None = field(default=None, compare=False)
+
+    @property
+    def image(self) -> GeneratedImage:
+        """The first image (raises ``IndexError`` when there is none)."""
+        return self.images[0]
+
+    @property
+    def prompt(self) -> str:
+        return self.request.prompt
+
+    @property
+    def model(self) -> str:
+        return self.request.model
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __iter__(self) -> Iterator[GeneratedImage]:
+        return iter(self.images)
+
+    @overload
+    def __getitem__(self, i: int) -> GeneratedImage: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[GeneratedImage, ...]: ...
+    def __getitem__(self, i: int | slice) -> GeneratedImage | tuple[GeneratedImage, ...]:
+        return self.images[i]
+
+    def save(self, folder: str | Path = ".") -> list[Path]:
+        """Save every image into ``folder`` with metadata; returns the paths."""
+        return [image.save(Path(folder)) for image in self.images]
+
+    def _repr_html_(self) -> str:
+        from .display import result_html
+
+        return result_html(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(task_id={self.task_id!r}, status={self.status!r}, "
+            f"images={len(self.images)}, prompt={self.request.prompt[:60]!r}, "
+            f"model={self.request.model!r})"
+        )
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    """A task as the tasks endpoint describes it, with its inferred status."""
+
+    id: str
+    status: Status
+    trace_id: str | None
+    request: Mapping[str, Any]
+    response: Mapping[str, Any]
+    created_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    elapsed: float | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> TaskRecord:
+        """Parse one record from ``retrieve`` or ``retrieve_batch``."""
+        response = record.get("response")
+        request = record.get("request")
+        task_id = record.get("id") or record.get("task_id") or (
+            response.get("task_id") if isinstance(response, Mapping) else None
+        )
+        trace = record.get("trace_id") or (
+            response.get("trace_id") if isinstance(response, Mapping) else None
+        )
+        return cls(
+            id=str(task_id or ""),
+            status=infer_status(record),
+            trace_id=str(trace) if trace else None,
+            request=request if isinstance(request, Mapping) else {},
+            response=response if isinstance(response, Mapping) else {},
+            created_at=_num(record.get("created_at")),
+            started_at=_num(record.get("started_at")),
+            finished_at=_num(record.get("finished_at")),
+            elapsed=_num(record.get("elapsed")),
+            raw=record,
+        )
+
+    def error(self) -> NanoBananaError | None:
+        """The mapped error of a failed task, else ``None``."""
+        if self.status != "failed":
+            return None
+        return error_from_body(self.response, trace_id=self.trace_id, task_id=self.id)
+
+    def to_result(
+        self, request: ImageRequest | None = None, *, submitted_at: float | None = None
+    ) -> Result:
+        """The :class:`Result` of a finished task (``request`` defaults to the record's)."""
+        req = request or ImageRequest.from_payload(self.request)
+        images = tuple(
+            GeneratedImage(url=url, prompt=prompt or req.prompt, task_id=self.id, index=i,
+                           request=req)
+            for i, (url, prompt) in enumerate(image_entries(self.response))
+        )
+        return Result(
+            task_id=self.id,
+            trace_id=self.trace_id,
+            request=req,
+            images=images,
+            status=self.status,
+            timings=Timings(
+                submitted_at=submitted_at,
+                created_at=self.created_at,
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+                received_at=time.time(),
+            ),
+            error=self.error(),
+        )
+
+
+def image_entries(response: Mapping[str, Any] | None) -> list[tuple[str, str]]:
+    """``(image_url, prompt)`` pairs from a response's ``data`` list, skipping bad entries."""
+    if not isinstance(response, Mapping):
+        return []
+    data = response.get("data")
+    if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
+        return []
+    out = []
+    for entry in data:
+        if isinstance(entry, Mapping):
+            url = entry.get("image_url")
+            if isinstance(url, str) and url:
+                prompt = entry.get("prompt")
+                out.append((url, prompt if isinstance(prompt, str) else ""))
+    return out
+
+
+def infer_status(record: Mapping[str, Any]) -> Status:
+    """Infer a task's status from its record (API.md: there is no status field).
+
+    Failed when ``response.success`` is false or ``response.error`` is present; succeeded
+    when ``finished_at`` is set and an image URL is present; otherwise pending. A
+    ``state``/``status`` word, should one ever appear, is honoured.
+    """
+    for key in ("state", "status"):
+        word = record.get(key)
+        if isinstance(word, str):
+            w = word.lower()
+            if w in _FAILED_WORDS:
+                return "failed"
+            if w in _PENDING_WORDS:
+                return "pending"
+            if w in _SUCCEEDED_WORDS and image_entries(record.get("response")):
+                return "succeeded"
+    response = record.get("response")
+    if isinstance(response, Mapping):
+        if response.get("success") is False or response.get("error"):
+            return "failed"
+        if image_entries(response) and record.get("finished_at") is not None:
+            return "succeeded"
+        if record.get("finished_at") is not None and "data" in response:
+            return "failed"  # finished with an empty data list: nothing succeeded
+    return "pending"
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    return None

@@ -1,0 +1,36 @@
+"""Shared fixtures: a running emulator and a client pointed at it over a real socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from nanobanana_widgets.emulator import Emulator
+
+TEST_TOKEN = "test-token-7f3a9c"  # distinctive, so leak checks can look for it
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's real token, base URL or working directory."""
+    monkeypatch.delenv("ACEDATACLOUD_API_TOKEN", raising=False)
+    monkeypatch.delenv("ACEDATACLOUD_API_BASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    """A fresh emulator with no latency on a free loopback port."""
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def client(emulator: Emulator):  # type: ignore[no-untyped-def]
+    """A client pointed at the emulator, polling fast."""
+    from nanobanana_widgets.client import Client
+
+    c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
+    yield c
+    c.close()
