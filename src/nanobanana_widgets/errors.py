@@ -206,8 +206,9 @@ class RateLimitError(APIError):
 
     default_message = "Rate limited by the service; wait a little and try again."
 
-    def __init__(self, message: str | None = None, *, retry_after: float | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, retry_after: float | None = None, **kwargs: Any
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, **kwargs)
 
@@ -366,11 +367,18 @@ def error_from_response(
         err = error_from_body(body, status_code=status_code)
     else:
         cls = error_class_for(status_code, None)
-        what = "an empty body" if not text.strip() else (
-            "an HTML page" if "html" in (content_type or "").lower() or "<html" in text[:500].lower()
-            else "a body that is not JSON"
+        what = (
+            "an empty body"
+            if not text.strip()
+            else (
+                "an HTML page"
+                if "html" in (content_type or "").lower() or "<html" in text[:500].lower()
+                else "a body that is not JSON"
+            )
         )
-        hint = " This usually comes from a proxy or gateway in front of the service; try again later."
+        hint = (
+            " This usually comes from a proxy or gateway in front of the service; try again later."
+        )
         err = cls(
             f"{cls.default_message} The service answered HTTP {status_code} with {what}.{hint}",
             status_code=status_code,

@@ -109,11 +109,10 @@ def validate_request(
                 hint=f"model {model!r} supports {', '.join(allowed)}; "
                 "nano-banana-2, nano-banana-2.1 and nano-banana-pro go up to 4K",
             )
-    if action == "edit":
-        if not image_urls:
-            raise InvalidParameterError(
-                "image_urls", image_urls, None, hint="edit needs at least one input image"
-            )
+    if action == "edit" and not image_urls:
+        raise InvalidParameterError(
+            "image_urls", image_urls, None, hint="edit needs at least one input image"
+        )
     if image_urls is not None:
         if len(image_urls) > MAX_IMAGES:
             raise InvalidParameterError(
@@ -123,7 +122,9 @@ def validate_request(
                 hint=f"at most {MAX_IMAGES} images per request",
             )
         for i, url in enumerate(image_urls):
-            if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:image/")):
+            if not isinstance(url, str) or not url.startswith(
+                ("http://", "https://", "data:image/")
+            ):
                 raise InvalidParameterError(
                     f"image_urls[{i}]",
                     url if isinstance(url, str) else type(url).__name__,

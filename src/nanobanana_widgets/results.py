@@ -47,7 +47,11 @@ class ImageRequest:
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON body for ``POST /nano-banana/images``."""
-        payload: dict[str, Any] = {"action": self.action, "prompt": self.prompt, "model": self.model}
+        payload: dict[str, Any] = {
+            "action": self.action,
+            "prompt": self.prompt,
+            "model": self.model,
+        }
         if self.count != 1:
             payload["count"] = self.count
         if self.aspect_ratio is not None:
@@ -137,8 +141,12 @@ class GeneratedImage:
 
     def metadata(self) -> dict[str, Any]:
         """What gets embedded in a saved file: prompt, model, parameters and task id."""
-        meta: dict[str, Any] = {"prompt": self.prompt, "task_id": self.task_id, "index": self.index,
-                                "source_url": self.url if not self.url.startswith("data:") else ""}
+        meta: dict[str, Any] = {
+            "prompt": self.prompt,
+            "task_id": self.task_id,
+            "index": self.index,
+            "source_url": self.url if not self.url.startswith("data:") else "",
+        }
         if self.request is not None:
             meta.update(self.request.parameters())
             meta["request_prompt"] = self.request.prompt
@@ -266,8 +274,10 @@ class TaskRecord:
         """Parse one record from ``retrieve`` or ``retrieve_batch``."""
         response = record.get("response")
         request = record.get("request")
-        task_id = record.get("id") or record.get("task_id") or (
-            response.get("task_id") if isinstance(response, Mapping) else None
+        task_id = (
+            record.get("id")
+            or record.get("task_id")
+            or (response.get("task_id") if isinstance(response, Mapping) else None)
         )
         trace = record.get("trace_id") or (
             response.get("trace_id") if isinstance(response, Mapping) else None
@@ -297,8 +307,9 @@ class TaskRecord:
         """The :class:`Result` of a finished task (``request`` defaults to the record's)."""
         req = request or ImageRequest.from_payload(self.request)
         images = tuple(
-            GeneratedImage(url=url, prompt=prompt or req.prompt, task_id=self.id, index=i,
-                           request=req)
+            GeneratedImage(
+                url=url, prompt=prompt or req.prompt, task_id=self.id, index=i, request=req
+            )
             for i, (url, prompt) in enumerate(image_entries(self.response))
         )
         return Result(
