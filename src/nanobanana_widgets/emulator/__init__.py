@@ -1,0 +1,12 @@
+"""An offline emulator of the Nano Banana service: a real HTTP server on loopback.
+
+``with Emulator() as emu:`` serves API.md's protocol at ``emu.base_url``, draws real PNGs,
+and can inject every failure the client must survive (:meth:`Emulator.inject`).
+``python -m nanobanana_widgets.emulator`` runs it from the shell.
+"""
+
+from __future__ import annotations
+
+from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, Emulator, is_loopback_host
+
+__all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "Emulator", "is_loopback_host"]

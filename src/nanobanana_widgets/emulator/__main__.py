@@ -1,0 +1,69 @@
+"""``python -m nanobanana_widgets.emulator``: run the emulator until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .server import Emulator, Latency
+
+
+def _latency(text: str) -> Latency:
+    try:
+        if "," in text:
+            low, high = (float(part) for part in text.split(",", 1))
+            return (low, high)
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"latency must be SECONDS or LOW,HIGH (e.g. 2 or 1,3), not {text!r}"
+        ) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the command line, serve until interrupted, return the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m nanobanana_widgets.emulator",
+        description="Run an offline emulator of the Nano Banana image service on loopback.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: a free one)")
+    parser.add_argument("--latency", type=_latency, default=0.0,
+                        help="seconds per task, or LOW,HIGH for a random range (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latency RNG")
+    parser.add_argument("--token", action="append", dest="tokens", default=None,
+                        help="accept only this bearer token (repeatable; default: any)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log requests' outcomes")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    try:
+        emu = Emulator(host=args.host, port=args.port, latency=args.latency, seed=args.seed,
+                       tokens=args.tokens).start()
+    except (OSError, ValueError) as exc:
+        print(f"Cannot start the emulator: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    print(f"Nano Banana emulator listening on {emu.base_url}", flush=True)
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        emu.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
