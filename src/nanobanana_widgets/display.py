@@ -258,7 +258,9 @@ def show(
     """
     from IPython.display import HTML
 
-    return HTML(render_html(x, columns=columns, max_side=max_side, captions=captions))
+    return HTML(  # type: ignore[no-untyped-call]
+        render_html(x, columns=columns, max_side=max_side, captions=captions)
+    )
 
 
 def image_html(image: GeneratedImage, *, max_side: int = DEFAULT_MAX_SIDE) -> str:

@@ -1,0 +1,50 @@
+"""The one front-end piece ipywidgets lacks: Ctrl/Cmd+Enter in the prompt box.
+
+A tiny ``anywidget`` (a plain ES module in ``static/``, no build step) placed inside a
+:class:`~nanobanana_widgets.panel.PromptPanel`. It sends ``{"event": "submit"}`` when the
+shortcut is pressed in that panel's prompt textarea; Python handles it like a click. It
+also ships the panel's stylesheet (``static/panel.css``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+__all__ = ["SubmitKeys"]
+
+_STATIC = Path(__file__).parent / "static"
+_log = logging.getLogger(__name__)
+
+
+class SubmitKeys(anywidget.AnyWidget):
+    """Invisible widget: Ctrl/Cmd+Enter inside ``.{panel_class} .nbw-prompt`` submits."""
+
+    _esm = (_STATIC / "keys.js").read_text(encoding="utf-8")
+    _css = (_STATIC / "panel.css").read_text(encoding="utf-8")
+
+    panel_class = traitlets.Unicode(
+        "", help="CSS class unique to the panel whose prompt box this widget watches"
+    ).tag(sync=True)
+
+    def __init__(self, on_submit: Callable[[str | None], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_submit = on_submit
+        self.on_msg(self._handle_message)
+
+    def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("event") != "submit":
+            return
+        value = content.get("value")
+        try:
+            self._on_submit(value if isinstance(value, str) else None)
+        except Exception:  # the callback reports its own errors; never lose one here
+            _log.exception("Ctrl+Enter handler failed")
+
+    def __repr__(self) -> str:
+        return f"SubmitKeys(panel_class={self.panel_class!r})"

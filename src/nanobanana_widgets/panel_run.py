@@ -1,0 +1,350 @@
+"""One run of the prompt panel: a background job with a progress row and a handle.
+
+A :class:`PanelRun` normalises the inputs, submits through the client, waits with
+progress, downloads thumbnails of the images and reports back, all in a worker thread.
+Every exception ends up in ``run.error`` and, through the panel, in its status area.
+The run holds no HTTP code: it calls ``client.submit(...)`` and ``task.wait(...)``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import ipywidgets as w
+
+from .errors import CancelledError, NanoBananaError, TaskFailedError, WaitTimeoutError
+from .results import GeneratedImage, Result
+
+if TYPE_CHECKING:
+    from .client import Client, Progress, Task
+
+__all__ = ["PanelRun", "RunSpec", "RunStage", "Thumb", "describe_error"]
+
+_log = logging.getLogger(__name__)
+
+RunStage = Literal[
+    "queued", "preparing", "sending", "submitted", "waiting", "downloading",
+    "done", "failed", "cancelled",
+]
+FINISHED_STAGES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+
+RESULT_THUMB_SIDE = 256
+"""Longest side, in pixels, of the result thumbnails kept in widget state."""
+
+_PROMPT_CHARS = 70
+
+
+def describe_error(exc: BaseException) -> str:
+    """The exception in plain words: its message (with trace id when known), no traceback."""
+    if isinstance(exc, NanoBananaError):
+        return str(exc)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, (OSError, ValueError, TypeError)) and text:
+        return f"{text} ({name})"
+    return f"Unexpected error ({name}): {text}" if text else f"Unexpected error ({name})."
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one run asks for: the panel's controls at the moment of the click."""
+
+    prompt: str
+    action: str = "generate"
+    model: str = "nano-banana"
+    count: int = 1
+    aspect_ratio: str | None = None
+    resolution: str | None = None
+    inputs: tuple[tuple[str, Any], ...] = ()
+    """``(label, source)`` pairs; sources go through ``images.to_image_url``."""
+
+
+@dataclass(frozen=True)
+class Thumb:
+    """One result image with its small JPEG thumbnail (or why there is none)."""
+
+    image: GeneratedImage
+    jpeg: bytes | None
+    error: str | None = None
+    run_number: int = 0
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+
+
+class PanelRun:
+    """Handle on one panel run: ``wait(timeout)``, ``cancel()``, ``status``, ``result``.
+
+    ``status`` goes queued → preparing → sending → submitted → waiting → downloading →
+    done (or failed, or cancelled). ``wait()`` returns the :class:`Result` (``None`` when
+    the run failed or was cancelled; the reason is in ``error`` and in the panel's status
+    area). It never raises the run's error; it raises :class:`WaitTimeoutError` only when
+    the run is still going at ``timeout``.
+    """
+
+    def __init__(
+        self,
+        number: int,
+        spec: RunSpec,
+        *,
+        on_finish: Callable[[PanelRun], None] | None = None,
+        thumb_side: int = RESULT_THUMB_SIDE,
+    ) -> None:
+        self.number = number
+        self.spec = spec
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self.task: Task | None = None
+        self.thumbs: list[Thumb] = []
+        self.created_at = time.time()
+        self._t0 = time.monotonic()
+        self._t_end: float | None = None
+        self._stage: RunStage = "queued"
+        self._lock = threading.RLock()
+        self._cancel_requested = False
+        self._finished = threading.Event()
+        self._on_finish = on_finish
+        self._thumb_side = thumb_side
+
+        self.label = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        self.cancel_button = w.Button(
+            description="Cancel",
+            icon="times",
+            tooltip="Stop waiting for this run (the service may still finish and bill it)",
+            layout=w.Layout(width="auto", flex="0 0 auto"),
+        )
+        self.cancel_button.on_click(self._on_cancel_click)
+        self.row = w.HBox(
+            [self.label, self.cancel_button],
+            layout=w.Layout(width="100%", align_items="center", padding="2px 0"),
+        )
+        self.row.add_class("nbw-run")
+        self._render()
+
+    # --- public handle -----------------------------------------------------------------
+
+    @property
+    def status(self) -> RunStage:
+        """Where the run is: queued, preparing, sending, submitted, waiting, downloading,
+        done, failed or cancelled."""
+        return self._stage
+
+    @property
+    def task_id(self) -> str | None:
+        """The service's task id, once submitted."""
+        return self.task.id if self.task is not None else None
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the click (frozen once the run has finished)."""
+        end = self._t_end if self._t_end is not None else time.monotonic()
+        return max(0.0, end - self._t0)
+
+    def done(self) -> bool:
+        """Whether the run has finished (done, failed or cancelled)."""
+        return self._finished.is_set()
+
+    def wait(self, timeout: float | None = None) -> Result | None:
+        """Block until the run finishes; the result, or ``None`` if it failed or was cancelled."""
+        if not self._finished.wait(timeout):
+            raise WaitTimeoutError(
+                f"Run #{self.number} is still {self._stage} after {timeout} s; "
+                "it goes on in the background."
+            )
+        return self.result
+
+    def cancel(self) -> None:
+        """Stop this run: before sending nothing is sent; after, local waiting stops.
+
+        A task that already reached the service may still finish there and be billed.
+        """
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._cancel_requested = True
+            task = self.task
+        if task is not None:
+            task.cancel()
+        self._render()
+
+    # --- the background job ------------------------------------------------------------
+
+    def execute(self, client: Client | Callable[[], Client]) -> None:
+        """Run to the end in the calling (worker) thread; never raises."""
+        try:
+            self._execute(client)
+        except CancelledError as exc:
+            self._finish("cancelled", exc)
+        except BaseException as exc:  # every failure is reported, none vanishes
+            _log.debug("panel run #%d failed", self.number, exc_info=True)
+            self._finish("failed", exc)
+
+    def _execute(self, client_or_factory: Client | Callable[[], Client]) -> None:
+        from .images import to_image_url
+
+        spec = self.spec
+        if self._should_stop():
+            raise CancelledError("Cancelled before it was sent; nothing was billed.")
+        self._set_stage("preparing")
+        image_urls: list[str] | None = None
+        if spec.inputs:
+            image_urls = [to_image_url(source, name=label) for label, source in spec.inputs]
+        client = (
+            client_or_factory() if callable(client_or_factory) else client_or_factory
+        )
+        with self._lock:
+            if self._should_stop():
+                raise CancelledError("Cancelled before it was sent; nothing was billed.")
+            self._stage = "sending"
+        self._render()
+        task = client.submit(
+            spec.prompt,
+            action=spec.action,
+            images=image_urls,
+            model=spec.model,
+            count=spec.count,
+            aspect_ratio=spec.aspect_ratio,
+            resolution=spec.resolution,
+        )
+        with self._lock:
+            self.task = task
+            cancel_now = self._should_stop()
+            self._stage = "submitted"
+        self._render()
+        if cancel_now:
+            task.cancel()
+        result = task.wait(on_progress=self._on_progress)
+        self.result = result
+        if not result.images:
+            raise result.error or TaskFailedError(
+                "The task finished without images.", task_id=result.task_id,
+                trace_id=result.trace_id,
+            )
+        self._set_stage("downloading")
+        self.thumbs = [self._thumb(image) for image in result.images]
+        self._finish("done", None)
+
+    def _thumb(self, image: GeneratedImage) -> Thumb:
+        from .images import thumbnail
+
+        try:
+            jpeg = thumbnail(image.bytes(), max_side=self._thumb_side, format="JPEG", quality=80)
+        except Exception as exc:
+            return Thumb(image=image, jpeg=None, error=describe_error(exc),
+                         run_number=self.number)
+        return Thumb(image=image, jpeg=jpeg, run_number=self.number)
+
+    def _on_progress(self, progress: Progress) -> None:
+        try:
+            if progress.stage in ("submitted", "waiting") and self._stage in (
+                "sending", "submitted", "waiting"
+            ):
+                self._set_stage("waiting")
+        except Exception:  # never break the client's poller
+            _log.debug("progress update failed", exc_info=True)
+
+    def _should_stop(self) -> bool:
+        with self._lock:
+            return self._cancel_requested
+
+    def _set_stage(self, stage: RunStage) -> None:
+        with self._lock:
+            if self._stage in FINISHED_STAGES:
+                return
+            self._stage = stage
+        self._render()
+
+    def _finish(self, stage: RunStage, error: BaseException | None) -> None:
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._stage = stage
+            self.error = error
+            self._t_end = time.monotonic()
+        try:
+            self._render()
+            if self._on_finish is not None:
+                self._on_finish(self)
+        except Exception:
+            _log.exception("panel run #%d: reporting the outcome failed", self.number)
+        finally:
+            self._finished.set()
+
+    # --- the progress row --------------------------------------------------------------
+
+    def _on_cancel_click(self, _button: Any) -> None:
+        try:
+            self.cancel()
+        except Exception:
+            _log.exception("cancel failed")
+
+    def refresh(self) -> None:
+        """Redraw the progress row (the elapsed seconds move on while waiting)."""
+        self._render()
+
+    def _render(self) -> None:
+        esc = html.escape
+        stage = self._stage
+        spec = self.spec
+        words: dict[str, str] = {
+            "queued": "queued",
+            "preparing": "preparing inputs",
+            "sending": "sending",
+            "submitted": "submitted",
+            "waiting": "waiting",
+            "downloading": "downloading",
+            "done": "done",
+            "failed": "failed",
+            "cancelled": "cancelled",
+        }
+        word = words[stage]
+        if self._cancel_requested and stage not in FINISHED_STAGES:
+            word = "cancelling"
+        prompt = " ".join(spec.prompt.split())
+        if len(prompt) > _PROMPT_CHARS:
+            prompt = prompt[: _PROMPT_CHARS - 1] + "…"
+        details = [_fmt_seconds(self.elapsed)]
+        if stage == "done" and self.result is not None:
+            n = len(self.result.images)
+            details.insert(0, f"{n} image{'s' if n != 1 else ''}")
+        details.append(f"{spec.action} · {spec.model}" + (f" ×{spec.count}" if spec.count > 1
+                                                          else ""))
+        if self.task is not None:
+            details.append(f"task {self.task.id}")
+        text = (
+            f'<span class="nbw-stage" style="font-weight:600;">#{self.number} {esc(word)}</span>'
+            f' <span class="nbw-muted">· {esc(" · ".join(details))}</span>'
+            f'<div style="overflow-wrap:anywhere;">“{esc(prompt)}”</div>'
+        )
+        if stage in ("failed", "cancelled") and self.error is not None:
+            text += (
+                '<div class="nbw-muted" style="overflow-wrap:anywhere;">'
+                f"{esc(describe_error(self.error))}</div>"
+            )
+        self.label.value = text
+        for name in FINISHED_STAGES:
+            self.row.remove_class(f"nbw-run-{name}")
+        if stage in FINISHED_STAGES:
+            self.row.add_class(f"nbw-run-{stage}")
+        self.cancel_button.disabled = stage in FINISHED_STAGES or stage == "downloading" or (
+            self._cancel_requested
+        )
+
+    def close(self) -> None:
+        """Close the row's widgets."""
+        for widget in (self.label, self.cancel_button, self.row):
+            widget.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"PanelRun(#{self.number}, status={self._stage!r}, task_id={self.task_id!r}, "
+            f"prompt={self.spec.prompt[:40]!r})"
+        )
