@@ -1043,6 +1043,7 @@ class Emulator:
                 self._timers.discard(timer)
         timer = threading.Timer(max(0.0, delay), self._send_callback, args=(task,))
         timer.daemon = True
+        timer.name = f"nanobanana-emulator-callback-{task.id}"
         timer.task_id = task.id  # type: ignore[attr-defined]
         self._timers.add(timer)
         timer.start()
