@@ -87,10 +87,6 @@ _PILLOW_LOCK = threading.RLock()
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 
 
-class _Unsupported(Exception):
-    """Internal: the object is not a kind of image source we know."""
-
-
 # --- small helpers ---------------------------------------------------------------------
 
 
