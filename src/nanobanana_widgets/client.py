@@ -45,6 +45,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import random
 import re
 import threading
@@ -52,6 +53,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
@@ -952,6 +954,32 @@ class Client:
             headers["connection"] = "close"
         return headers
 
+    def _drop_idle_connections(self, base: str) -> None:
+        """Close idle pooled connections to the API host, so a submit opens a fresh one.
+
+        A kept-alive connection the server is closing at that very moment would make the
+        submit fail after it may have been sent; a fresh connection cannot.
+        """
+        host = (urlsplit(base).hostname or "").lower()
+        try:
+            adapter = self._session.get_adapter(base + IMAGES_PATH)
+            managers = [getattr(adapter, "poolmanager", None),
+                        *getattr(adapter, "proxy_manager", {}).values()]
+            for manager in managers:
+                pools = getattr(manager, "pools", None)
+                if pools is None:
+                    continue
+                for key in list(pools.keys()):
+                    try:
+                        pool = pools[key]
+                    except KeyError:
+                        continue
+                    if str(getattr(pool, "host", "")).strip("[]").lower() != host:
+                        continue
+                    _drain_idle(pool)
+        except Exception:  # best effort: never let housekeeping break a submit
+            logger.debug("Could not drop idle connections.", exc_info=True)
+
     def _backoff(self, attempt: int, retry_after: float | None = None) -> float:
         base = self.backoff_base * (2.0 ** attempt)
         wait = base * random.uniform(0.5, 1.0)
@@ -981,6 +1009,7 @@ class Client:
         data = json.dumps(payload)
         timeout = (min(CONNECT_TIMEOUT, self.timeout), read_timeout)
         for attempt in itertools.count():
+            self._drop_idle_connections(base)
             try:
                 resp = self._session.post(
                     url, data=data, headers=self._headers(token, close=True),
@@ -1177,7 +1206,8 @@ def _never_sent(exc: BaseException) -> bool:
         if item is None or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, urllib3.exceptions.NewConnectionError):
+        if isinstance(item, (urllib3.exceptions.NewConnectionError,
+                             urllib3.exceptions.ClosedPoolError)):
             return True
         if isinstance(item, urllib3.exceptions.MaxRetryError):
             stack.append(item.reason)
@@ -1186,6 +1216,26 @@ def _never_sent(exc: BaseException) -> bool:
             stack.append(item.__cause__)
             stack.append(item.__context__)
     return False
+
+
+def _drain_idle(pool: Any) -> None:
+    """Close the idle connections of one urllib3 pool (leaving empty slots behind)."""
+    slots = getattr(pool, "pool", None)
+    if slots is None:
+        return
+    idle: list[Any] = []
+    while True:
+        try:
+            idle.append(slots.get(block=False))
+        except queue.Empty:
+            break
+    for conn in idle:
+        if conn is not None:
+            conn.close()
+        try:
+            slots.put(None, block=False)
+        except queue.Full:
+            break
 
 
 def _text(resp: requests.Response) -> str:
