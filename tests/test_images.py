@@ -479,6 +479,13 @@ def server() -> Iterator[LoopbackServer]:
         for _ in range(40):
             h.wfile.write(b"\0" * 16384)
 
+    def cut(h: BaseHTTPRequestHandler, n: int) -> None:
+        if n == 0:  # promise the whole file, send a third, hang up
+            h.close_connection = True
+            send_bytes(h, PNG[: len(PNG) // 3], length=len(PNG))
+        else:
+            send_bytes(h, PNG)
+
     def html(h: BaseHTTPRequestHandler, n: int) -> None:
         send_bytes(h, b"<html><body>Access denied</body></html>", content_type="text/html")
 
@@ -497,6 +504,7 @@ def server() -> Iterator[LoopbackServer]:
     srv.routes.update({
         "/ok.png": ok, "/flaky.png": flaky, "/broken.png": broken,
         "/big-header.png": big_header, "/big-stream.png": big_stream, "/page.png": html,
+        "/cut.png": cut,
         "/slow.png": slow, "/hop.png": redirect("/ok.png"),
         "/to-file.png": redirect("file:///etc/passwd"),
     })
@@ -521,6 +529,11 @@ def test_download_ok_and_never_sends_authorization(server: LoopbackServer) -> No
 def test_download_retries_5xx_then_succeeds(server: LoopbackServer) -> None:
     assert images.download(server.url("/flaky.png")) == PNG
     assert server.hits["/flaky.png"] == 3
+
+
+def test_download_retries_a_stream_cut_short(server: LoopbackServer) -> None:
+    assert images.download(server.url("/cut.png")) == PNG
+    assert server.hits["/cut.png"] == 2
 
 
 def test_download_gives_up_after_two_retries(server: LoopbackServer) -> None:
@@ -610,6 +623,7 @@ def test_metadata_round_trip_keeps_pixels(tmp_path: Path, fmt: str) -> None:
     data = with_orientation(source, 1) if fmt == "JPEG" else encode(source, fmt)
     out = images.embed_metadata(data, META)
     assert images.read_metadata(out) == META
+    assert out[:4] == data[:4]  # PNG signature / JPEG SOI and its first (APP1) segment
     before = Image.open(io.BytesIO(data))
     after = Image.open(io.BytesIO(out))
     assert after.format == fmt
@@ -648,6 +662,15 @@ def test_read_metadata_without_any() -> None:
     assert images.read_metadata(encode(halves(), "PNG")) == {}
     assert images.read_metadata(encode(halves(), "JPEG")) == {}
     assert images.read_metadata(b"not an image") == {}
+
+
+def test_ipywidgets_7_upload_dict_expands() -> None:
+    a = encode(halves(), "PNG")
+    value = {"a.png": {"content": a, "metadata": {"name": "a.png"}},
+             "b.png": {"content": b"junk", "metadata": {"name": "b.png"}}}
+    with pytest.raises(ImageInputError, match=r"image #2 \(upload 'b\.png'\)"):
+        images.to_image_urls(value)
+    assert images.to_image_urls({"a.png": value["a.png"]}) == [data_uri(a, "image/png")]
 
 
 def test_extension_for() -> None:

@@ -172,6 +172,11 @@ def _label_for(source: object) -> str:
     if _is_numpy(source):
         shape = "x".join(str(n) for n in getattr(source, "shape", ()))
         return f"<array {shape} {getattr(source, 'dtype', '?')}>"
+    kind = type(source).__name__
+    if kind in ("GeneratedImage", "Result") and type(source).__module__.endswith(".results"):
+        images = getattr(source, "images", (source,))
+        url = getattr(images[0], "url", "") if images else ""
+        return f"{'result' if kind == 'Result' else 'result image'} {_short_url(url)!r}"
     name = getattr(source, "name", None)
     if hasattr(source, "read"):
         if isinstance(name, str) and name:
@@ -477,7 +482,6 @@ def _normalise_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
         out = img
     elif mode in ("P", "PA"):
         out = img.convert("RGBA" if has_transparency or mode == "PA" else "RGB")
-        icc = None if out.mode == "RGBA" and mode == "P" and icc is None else icc
     elif mode == "1":
         out = img.convert("L")
     elif mode == "La":
@@ -489,7 +493,9 @@ def _normalise_mode(img: Image.Image) -> tuple[Image.Image, bytes | None]:
     elif mode.startswith("I") or mode == "F":
         out, icc = _to_8bit_gray(img), None
     else:  # RGBX, YCbCr, LAB, HSV, ...
-        out, icc = img.convert("RGB"), None if mode in ("LAB", "HSV") else icc
+        out = img.convert("RGB")
+        if mode in ("LAB", "HSV"):
+            icc = None
     if out.mode in ("LA", "RGBA"):
         alpha_low = out.getchannel("A").getextrema()[0]
         if isinstance(alpha_low, (int, float)) and alpha_low >= 255:
@@ -552,7 +558,7 @@ def _encode_to_fit(img: Image.Image, icc: bytes | None, max_bytes: int, label: s
                 label, f"cannot be made to fit in {max_bytes} bytes",
                 hint="Pass a larger max_bytes= or a smaller image.",
             )
-        current = _resize_to(current, new_side)
+        current = _resize_to(img, new_side)  # from the original: no compounded blur
 
 
 def _encode_raw(raw: _Raw, max_side: int, max_bytes: int, max_pixels: int) -> str:
@@ -910,9 +916,7 @@ def _fetch(sess: requests.Session, url: str, max_bytes: int, timeout: float) -> 
                 timeout=(connect_timeout, timeout), proxies=settings["proxies"],
                 verify=settings["verify"], cert=settings["cert"],
             )
-        except requests.exceptions.ConnectionError as exc:
-            if isinstance(exc, requests.exceptions.ReadTimeout):  # pragma: no cover
-                raise _download_error(current, f"no answer within {timeout:g} s") from None
+        except requests.exceptions.ConnectionError as exc:  # includes ConnectTimeout
             if attempt < _RETRIES and time.monotonic() < deadline:
                 _sleep_backoff(attempt)
                 attempt += 1
@@ -954,7 +958,19 @@ def _fetch(sess: requests.Session, url: str, max_bytes: int, timeout: float) -> 
                                       status_code=status, hint=hint)
             if status != 200:
                 raise _download_error(current, f"unexpected HTTP {status}", status_code=status)
-            return _read_capped(response, current, max_bytes, timeout, deadline)
+            try:
+                return _read_capped(response, current, max_bytes, timeout, deadline)
+            except _BrokenStream as exc:
+                if attempt < _RETRIES and time.monotonic() < deadline:
+                    attempt += 1
+                    _sleep_backoff(attempt - 1)
+                    continue
+                raise _download_error(current, f"{exc} after {attempt + 1} attempts",
+                                      hint="Try again later.") from None
+
+
+class _BrokenStream(Exception):
+    """Internal: the connection broke while reading the body (retried like a refusal)."""
 
 
 def _sleep_backoff(attempt: int) -> None:
@@ -983,9 +999,12 @@ def _read_capped(response: requests.Response, url: str, max_bytes: int, timeout:
                 raise _download_error(url, f"it took longer than {5 * timeout:g} s",
                                       hint="Try again later or pass a larger timeout=.")
     except requests.exceptions.ConnectionError as exc:
-        reason = "no data" if "timed out" in str(exc).lower() else "the connection broke"
-        raise _download_error(url, f"{reason} while reading the image",
-                              hint="Try again later.") from None
+        if "timed out" in str(exc).lower():
+            raise _download_error(url, f"no data for {timeout:g} s while reading the image",
+                                  hint="Try again later or pass a larger timeout=.") from None
+        raise _BrokenStream("the connection broke while reading the image") from None
+    except requests.exceptions.ChunkedEncodingError:
+        raise _BrokenStream("the connection broke while reading the image") from None
     except requests.exceptions.RequestException as exc:
         raise _download_error(url, f"reading failed ({type(exc).__name__})") from None
     return bytes(buf)
