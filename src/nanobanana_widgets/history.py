@@ -75,7 +75,8 @@ if TYPE_CHECKING:
     from .client import Client, Task
 
 __all__ = ["ErrorInfo", "History", "HistoryView", "InputImage", "Record", "RecordStatus",
-           "ReplayMode", "ResultImage", "request_fingerprint"]
+           "ReplayMode", "ResultImage", "default_history", "request_fingerprint",
+           "set_default_history"]
 
 logger = logging.getLogger(__name__)
 
@@ -1184,8 +1185,7 @@ class History(HistoryView):
     def _schedule(self, rid: int, jobs: list[tuple[int, GeneratedImage | str]]) -> None:
         with self._futures_lock:
             if self._closed:
-                self._download(rid, jobs)
-                return
+                return  # closed: resume() in a later session downloads what is missing
             if self._executor is None:
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     max_workers=4, thread_name_prefix="nanobanana-history")
@@ -1362,3 +1362,33 @@ class History(HistoryView):
             ))
         return out
 
+
+
+# --- the default history ----------------------------------------------------------------
+
+_default_lock = threading.Lock()
+_default_history: History | None = None
+
+
+def default_history() -> History:
+    """The process's default history (``.nanobanana/`` under the working directory when
+    first asked for), attached to the package's default client so that the module
+    functions, the panel and the magics are recorded."""
+    global _default_history
+    from .helpers import default_client
+
+    with _default_lock:
+        if _default_history is None:
+            _default_history = History()
+        history = _default_history
+    history.attach(default_client())
+    return history
+
+
+def set_default_history(history: History | None) -> None:
+    """Use ``history`` as the default (``None``: a new one is opened on next use)."""
+    global _default_history
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"set_default_history() needs a History, not {type(history).__name__}")
+    with _default_lock:
+        _default_history = history
