@@ -107,6 +107,8 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     ``panel.results``, ``panel.runs``, ``panel.messages`` and ``panel.history``.
     """
 
+    _closed = False
+
     def __init__(
         self,
         client: Client | None = None,
@@ -626,12 +628,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             try:
                 if isinstance(source, Result):
                     source = source.image
-                if isinstance(source, GeneratedImage):
-                    jpeg = thumbnail(source.bytes(), max_side=INPUT_THUMB_SIDE)
-                elif isinstance(source, dict) and "content" in source:
-                    jpeg = thumbnail(bytes(source["content"]), max_side=INPUT_THUMB_SIDE)
-                else:
-                    jpeg = thumbnail(source, max_side=INPUT_THUMB_SIDE)
+                jpeg = thumbnail(source, max_side=INPUT_THUMB_SIDE)
             except Exception as exc:
                 problem = describe_error(exc)
                 if not isinstance(exc, ImageInputError) or label not in problem:
@@ -794,6 +791,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         self.run_again(result)
 
     def _save(self, image: GeneratedImage) -> None:
+        self.save_dir.mkdir(parents=True, exist_ok=True)
         path = image.save(self.save_dir)
         self.notify(f"Saved {path}.", "success")
 
@@ -823,6 +821,9 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         if self._closed:
             return
         self._closed = True
+        if "_executor" not in self.__dict__:  # __init__ refused its arguments
+            super().close()
+            return
         for run in self.runs:
             run.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
