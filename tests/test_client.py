@@ -16,6 +16,7 @@ import pytest
 import requests
 from PIL import Image
 
+from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client, Progress, Task
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.errors import (
@@ -32,8 +33,6 @@ from nanobanana_widgets.errors import (
 )
 from nanobanana_widgets.models import MODELS
 from nanobanana_widgets.results import ImageRequest, Result
-
-from conftest import TEST_TOKEN
 
 
 def _submits(emulator: Emulator) -> list[dict[str, Any]]:

@@ -11,8 +11,8 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from conftest import TEST_TOKEN
 
+from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.errors import (
