@@ -55,7 +55,9 @@ if TYPE_CHECKING:
         use_emulator,
         wait_all,
     )
+    from .display import show
     from .images import read_metadata, to_image_url
+    from .panel import PromptPanel
     from .results import GeneratedImage, ImageRequest, Result, TaskRecord
 
 __version__ = "0.1.0"
@@ -80,6 +82,8 @@ _LAZY: dict[str, str] = {
     "ImageRequest": "results",
     "Result": "results",
     "TaskRecord": "results",
+    "show": "display",
+    "PromptPanel": "panel",
 }
 
 
@@ -97,7 +101,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [  # noqa: RUF022 - grouped like the table of contents above
-    "generate", "edit", "submit", "task", "tasks", "wait_all",
+    "PromptPanel",
+    "generate", "edit", "submit", "task", "tasks", "wait_all", "show",
     "Client", "Task", "default_client", "set_default_client", "use_emulator",
     "Result", "GeneratedImage", "ImageRequest", "TaskRecord",
     "to_image_url", "read_metadata",
