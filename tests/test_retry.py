@@ -11,6 +11,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
@@ -128,6 +129,7 @@ def test_reset_on_submit_is_not_resent(fast: Client, emulator: Emulator) -> None
         fast.submit("a cat")
     assert emulator.submissions == 1
     assert isinstance(info.value.__cause__, APIConnectionError)
+    assert isinstance(info.value.__cause__.__cause__, requests.exceptions.ConnectionError)
     assert "billed" in str(info.value)
 
 
@@ -139,6 +141,7 @@ def test_slow_headers_vs_a_short_timeout_is_not_resent(emulator: Emulator) -> No
         c.submit("a cat")
     assert emulator.submissions == 1
     assert isinstance(info.value.__cause__, APITimeoutError)
+    assert isinstance(info.value.__cause__.__cause__, requests.exceptions.ReadTimeout)
     c.close()
 
 

@@ -1029,7 +1029,7 @@ class Client:
                         f"TLS failed while connecting to {base}; the request was not sent. "
                         "Check the base URL and certificates."
                     ) from exc
-                raise self._possibly_billed(exc) from self._transport_error(exc)
+                raise self._possibly_billed(exc) from self._transport_error(exc, chain=True)
             status = resp.status_code
             if status == 429:
                 err = self._error_from(resp)
@@ -1067,7 +1067,7 @@ class Client:
         try:
             text = _text(resp)
         except requests.exceptions.RequestException as exc:
-            raise self._possibly_billed(exc) from self._transport_error(exc)
+            raise self._possibly_billed(exc) from self._transport_error(exc, chain=True)
         body: Any = None
         try:
             body = json.loads(text)
@@ -1135,8 +1135,7 @@ class Client:
                         status_code=status,
                     )
             except requests.exceptions.RequestException as exc:
-                err = self._transport_error(exc)
-                err.__cause__ = exc
+                err = self._transport_error(exc, chain=True)
             if last:
                 raise err
             wait = self._backoff(attempt, retry_after)
@@ -1149,13 +1148,20 @@ class Client:
         if self._stop.wait(seconds):
             raise CancelledError("The client was closed.")
 
-    def _transport_error(self, exc: requests.exceptions.RequestException) -> APIConnectionError:
+    def _transport_error(self, exc: requests.exceptions.RequestException, *,
+                         chain: bool = False) -> APIConnectionError:
+        """The package's error for a transport failure (``chain``: ``exc`` as its cause)."""
         base = self.base_url
+        err: APIConnectionError
         if isinstance(exc, requests.exceptions.Timeout):
-            return APITimeoutError(
-                f"No answer from {base} within the timeout ({self.timeout:g} s)."
+            err = APITimeoutError(f"No answer from {base} within the timeout.")
+        else:
+            err = APIConnectionError(
+                f"The connection to {base} failed ({type(exc).__name__})."
             )
-        return APIConnectionError(f"The connection to {base} failed: {type(exc).__name__}.")
+        if chain:
+            err.__cause__ = exc
+        return err
 
     def _connection_error(self, exc: requests.exceptions.RequestException, base: str,
                           attempts: int) -> APIConnectionError:
@@ -1168,12 +1174,12 @@ class Client:
 
     def _possibly_billed(self, exc: requests.exceptions.RequestException) -> PossiblyBilledError:
         if isinstance(exc, requests.exceptions.Timeout):
-            what = "no answer arrived within the read timeout"
+            what = "The request was sent but no answer arrived within the read timeout"
         else:
-            what = "the connection broke after the request was sent"
+            what = "The connection broke after the request was sent"
         return PossiblyBilledError(
-            f"The request was sent but {what}, so it was not sent again: it may have "
-            "reached the service and been billed. Check your recent tasks before retrying."
+            f"{what}, so it was not sent again: it may have reached the service and been "
+            "billed. Check your recent tasks before retrying."
         )
 
 
