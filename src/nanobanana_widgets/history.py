@@ -556,7 +556,7 @@ class HistoryView:
             ) from exc
         records = self.to_records()
         frame = pd.DataFrame.from_records(records, columns=list(_RECORD_KEYS))
-        return frame.set_index("id", drop=False)
+        return frame.set_index("id")
 
     def to_csv(self, path: str | os.PathLike[str]) -> Path:
         """Write one CSV row per record (nested fields as JSON); returns the path."""

@@ -20,6 +20,7 @@ import os
 import sqlite3
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,8 @@ class HistoryStore:
             check_same_thread=False,
         )
         self._conn.row_factory = sqlite3.Row
+        # Close the connection when the store is garbage collected (no ResourceWarning).
+        self._finalizer = weakref.finalize(self, self._conn.close)
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -231,7 +234,7 @@ class HistoryStore:
     def close(self) -> None:
         """Close the connection (further use raises ``sqlite3.ProgrammingError``)."""
         with self._lock:
-            self._conn.close()
+            self._finalizer()
 
     # --- rows ------------------------------------------------------------------------
 
