@@ -2,12 +2,14 @@
 
 The table of contents::
 
+    PromptPanel                                     the interactive studio (ipywidgets)
     generate, edit, submit, task, tasks, wait_all   plain functions on a default client
     show                                            render results and images as a grid
+    History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
     NanoBananaError and subclasses                  typed errors
-    use_emulator                                    work offline against the emulator
+    connect, use_emulator                           real service with a token, else the emulator
 
 Names are imported on first use, so ``import nanobanana_widgets`` stays cheap.
 """
@@ -44,7 +46,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import Client, Task
+    from .display import show
     from .helpers import (
+        connect,
         default_client,
         edit,
         generate,
@@ -56,7 +60,10 @@ if TYPE_CHECKING:
         wait_all,
     )
     from .display import show
+    from .history import History, default_history
     from .images import read_metadata, to_image_url
+    from .magics import load_ipython_extension
+    from .panel import PromptPanel
     from .panel import PromptPanel
     from .results import GeneratedImage, ImageRequest, Result, TaskRecord
 
@@ -65,6 +72,11 @@ __version__ = "0.1.0"
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
+    "PromptPanel": "panel",
+    "show": "display",
+    "History": "history",
+    "default_history": "history",
+    "connect": "helpers",
     "Client": "client",
     "Task": "client",
     "generate": "helpers",
@@ -84,6 +96,7 @@ _LAZY: dict[str, str] = {
     "TaskRecord": "results",
     "show": "display",
     "PromptPanel": "panel",
+    "load_ipython_extension": "magics",
 }
 
 
