@@ -238,6 +238,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's 5 drops SYNs when 16 clients connect at once
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
         if ":" in address[0]:
