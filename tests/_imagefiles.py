@@ -43,6 +43,15 @@ def noisy(size: tuple[int, int], seed: int = 0) -> Image.Image:
     return Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
 
 
+def waves(size: tuple[int, int]) -> Image.Image:
+    """A smooth RGB image (no hard edges, so resampling never overshoots and clips)."""
+    import numpy as np
+
+    y, x = np.mgrid[0:size[1], 0:size[0]].astype(float)
+    bands = [128 + 90 * np.sin(x / 37), 128 + 90 * np.cos(y / 23), 128 + 90 * np.sin((x + y) / 51)]
+    return Image.fromarray(np.stack(bands, -1).astype(np.uint8))
+
+
 def with_orientation(img: Image.Image, orientation: int, fmt: str = "JPEG") -> bytes:
     """``img`` encoded with an EXIF orientation tag."""
     exif = Image.Exif()

@@ -528,7 +528,46 @@ def _resize_to(img: Image.Image, max_side: int) -> Image.Image:
         size = (max_side, max(1, round(img.height * scale)))
     else:
         size = (max(1, round(img.width * scale)), max_side)
-    return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return _lanczos(img, size)
+
+
+_PARALLEL_MIN_PIXELS: Final = 2_000_000
+
+
+def _lanczos(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """LANCZOS resize; big images are done in horizontal bands on several threads.
+
+    Pillow releases the GIL while resampling, and ``box=`` lets each band read the source
+    rows around it, so the bands join without seams (same pixels as one call, ±1).
+    """
+    workers = min(os.cpu_count() or 1, 4, max(1, size[1] // 256))
+    if workers < 2 or size[0] * size[1] < _PARALLEL_MIN_PIXELS or img.mode in ("P", "1"):
+        return img.resize(size, Image.Resampling.LANCZOS)
+    bounds = [size[1] * i // workers for i in range(workers + 1)]
+    ratio = img.height / size[1]
+    bands: list[Image.Image | BaseException | None] = [None] * workers
+
+    def work(i: int) -> None:
+        top, bottom = bounds[i], bounds[i + 1]
+        box = (0.0, top * ratio, float(img.width), bottom * ratio)
+        try:
+            bands[i] = img.resize((size[0], bottom - top), Image.Resampling.LANCZOS, box=box)
+        except BaseException as exc:  # re-raised in the calling thread below
+            bands[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(1, workers)]
+    for thread in threads:
+        thread.start()
+    work(0)
+    for thread in threads:
+        thread.join()
+    out = Image.new(img.mode, size)
+    for i, band in enumerate(bands):
+        if isinstance(band, BaseException):
+            raise band
+        assert band is not None
+        out.paste(band, (0, bounds[i]))
+    return out
 
 
 def _encode_to_fit(img: Image.Image, icc: bytes | None, max_bytes: int, label: str) -> str:
