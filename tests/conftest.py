@@ -12,11 +12,23 @@ TEST_TOKEN = "test-token-7f3a9c"  # distinctive, so leak checks can look for it
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _isolated_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's real token, base URL or working directory."""
     monkeypatch.delenv("ACEDATACLOUD_API_TOKEN", raising=False)
     monkeypatch.delenv("ACEDATACLOUD_API_BASE_URL", raising=False)
     monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_defaults() -> Iterator[None]:
+    """Each test starts without a default client or default history from an earlier one."""
+    from nanobanana_widgets import history
+
+    history.set_default_history(None)
+    yield
+    history.set_default_history(None)
 
 
 @pytest.fixture

@@ -122,9 +122,42 @@ def test_use_emulator_again_replaces_the_previous_one() -> None:
 
 def test_connect_without_a_token_uses_the_emulator() -> None:
     target = helpers.connect(latency=0.0)
-    assert isinstance(target, Emulator)
-    assert nb.default_client().base_url == target.base_url
+    assert target.offline and isinstance(target.emulator, Emulator)
+    assert nb.default_client().base_url == target.base_url == target.emulator.base_url
+    assert "placeholders" in repr(target) and "nothing is billed" in target._repr_html_()
     assert len(nb.generate("a cat")) == 1
+    assert target.emulator.submissions == 1
+
+
+def test_connect_uses_the_demo_emulator_named_in_the_environment(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)
+    monkeypatch.setenv(helpers.OFFLINE_DEMO_ENV, "1")
+    target = helpers.connect()
+    assert target.offline and target.emulator is None
+    assert target.base_url == emulator.base_url
+    assert helpers._emulator is None  # no second emulator started
+    target.client.poll_interval = 0.05
+    assert len(nb.generate("a cat")) == 1
+    assert emulator.submissions == 1
+
+
+def test_default_client_requests_are_recorded_in_the_default_history() -> None:
+    nb.use_emulator(latency=0.0)
+    nb.default_client().poll_interval = 0.05
+    r = nb.generate("a lighthouse at dusk")
+    history = nb.History()
+    assert [rec.task_id for rec in history] == [r.task_id]
+    assert history[-1].prompt == "a lighthouse at dusk"
+
+
+def test_history_recording_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(helpers.HISTORY_ENV, "off")
+    nb.use_emulator(latency=0.0)
+    nb.default_client().poll_interval = 0.05
+    nb.generate("a lighthouse at dusk")
+    assert len(nb.History()) == 0
 
 
 def test_connect_with_a_token_uses_the_service(
@@ -132,8 +165,10 @@ def test_connect_with_a_token_uses_the_service(
 ) -> None:
     monkeypatch.setenv("ACEDATACLOUD_API_TOKEN", TEST_TOKEN)
     monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)  # stands in for it
-    target = helpers.connect()
-    assert isinstance(target, Client)
+    backend = helpers.connect()
+    target = backend.client
+    assert backend.kind == "service" and not backend.offline
+    assert "billed" in repr(backend) and TEST_TOKEN not in repr(backend)
     assert nb.default_client() is target
     assert target.base_url == emulator.base_url
     target.poll_interval = 0.05

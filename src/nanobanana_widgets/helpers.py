@@ -8,13 +8,15 @@ and reads ``ACEDATACLOUD_API_TOKEN`` / ``ACEDATACLOUD_API_BASE_URL`` at its firs
 from __future__ import annotations
 
 import atexit
+import html
 import logging
 import os
 import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from .client import TOKEN_ENV, Client, ProgressCallback, Task
+from .client import BASE_URL_ENV, TOKEN_ENV, Client, ProgressCallback, Task
 from .models import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EMULATOR_TOKEN",
+    "Backend",
     "connect",
     "default_client",
     "edit",
@@ -51,9 +54,13 @@ def default_client() -> Client:
     """The client the module functions use (created on first use; thread-safe)."""
     global _default
     with _lock:
+        created = _default is None
         if _default is None:
             _default = Client()
-        return _default
+        client = _default
+    if created:
+        _record_in_default_history()
+    return client
 
 
 def set_default_client(client: Client | None) -> None:
@@ -63,6 +70,8 @@ def set_default_client(client: Client | None) -> None:
         raise TypeError(f"set_default_client() needs a Client, not {type(client).__name__}")
     with _lock:
         _default = client
+    if client is not None:
+        _record_in_default_history()
 
 
 def submit(
@@ -190,24 +199,85 @@ def use_emulator(
         old_client.close()
     if old_emulator is not None:
         old_emulator.stop()
+    _record_in_default_history()
     logger.info("Default client now uses the offline emulator at %s.", emulator.base_url)
     return emulator
 
 
-def connect(
-    *, latency: float | tuple[float, float] = (1.0, 3.0), **kwargs: Any
-) -> Client | Emulator:
+OFFLINE_DEMO_ENV = "NANOBANANA_OFFLINE_DEMO"
+"""Set by ``make demo`` when ``ACEDATACLOUD_API_BASE_URL`` points at its emulator."""
+
+HISTORY_ENV = "NANOBANANA_HISTORY"
+"""Set to ``0``/``off`` to stop recording the default client's requests in the history."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Which service the default client talks to, as :func:`connect` chose it."""
+
+    kind: Literal["service", "emulator"]
+    base_url: str
+    client: Client
+    emulator: Emulator | None = None
+
+    @property
+    def offline(self) -> bool:
+        """True when the images are the emulator's placeholders (nothing is billed)."""
+        return self.kind == "emulator"
+
+    def describe(self) -> str:
+        """One plain sentence saying what is in use."""
+        if self.offline:
+            return (
+                f"Offline: using the Nano Banana emulator at {self.base_url}. "
+                "Images are placeholders drawn from your prompt; nothing is billed. "
+                "Set ACEDATACLOUD_API_TOKEN to use the real service."
+            )
+        return (
+            f"Using the Nano Banana service at {self.base_url} with your token from "
+            "ACEDATACLOUD_API_TOKEN. Every generated image is billed."
+        )
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+    def _repr_html_(self) -> str:
+        colour = "var(--jp-warn-color1, #b26a00)" if self.offline else "inherit"
+        return (
+            f'<div class="nbw-backend" style="color: {colour}; font-weight: 600">'
+            f"{html.escape(self.describe())}</div>"
+        )
+
+
+def connect(*, latency: float | tuple[float, float] = (1.0, 3.0), **kwargs: Any) -> Backend:
     """Use the real service when ``ACEDATACLOUD_API_TOKEN`` is set, else the emulator.
 
-    Returns the new default :class:`Client` (real service) or the started emulator
-    (see :func:`use_emulator`; ``latency`` and ``kwargs`` go to it).
+    Without a token: the emulator that ``make demo`` started (``ACEDATACLOUD_API_BASE_URL``
+    with ``NANOBANANA_OFFLINE_DEMO=1``), or else one started in-process (see
+    :func:`use_emulator`; ``latency`` and ``kwargs`` go to it). Returns a :class:`Backend`
+    whose display says which it is.
     """
     if os.environ.get(TOKEN_ENV, "").strip():
         client = Client()
         set_default_client(client)
         logger.info("Default client uses the service at %s.", client.base_url)
-        return client
-    return use_emulator(latency=latency, **kwargs)
+        return Backend("service", client.base_url, client)
+    demo_url = os.environ.get(BASE_URL_ENV, "").strip()
+    if demo_url and os.environ.get(OFFLINE_DEMO_ENV) == "1":
+        client = Client(EMULATOR_TOKEN, base_url=demo_url, poll_interval=0.25)
+        set_default_client(client)
+        return Backend("emulator", client.base_url, client)
+    emulator = use_emulator(latency=latency, **kwargs)
+    return Backend("emulator", emulator.base_url or "", default_client(), emulator)
+
+
+def _record_in_default_history() -> None:
+    """Attach the default history to the default client, unless switched off."""
+    if os.environ.get(HISTORY_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
+        return
+    from .history import default_history
+
+    default_history()
 
 
 def _stop_emulator() -> None:
