@@ -160,7 +160,9 @@ class GeneratedImage:
         target = Path(path)
         if target.is_dir():
             stem = f"{self.task_id or 'image'}-{self.index}"
-            target = target / f"{stem}{extension_for(data)}"
+            ext = extension_for(data)
+            # write_with_metadata keeps PNG and JPEG as they are and converts the rest to PNG
+            target = target / f"{stem}{ext if ext in ('.png', '.jpg') else '.png'}"
         target.parent.mkdir(parents=True, exist_ok=True)
         write_with_metadata(target, data, self.metadata())
         return target
