@@ -59,11 +59,9 @@ if TYPE_CHECKING:
         use_emulator,
         wait_all,
     )
-    from .display import show
     from .history import History, default_history
     from .images import read_metadata, to_image_url
     from .magics import load_ipython_extension
-    from .panel import PromptPanel
     from .panel import PromptPanel
     from .results import GeneratedImage, ImageRequest, Result, TaskRecord
 
@@ -94,8 +92,6 @@ _LAZY: dict[str, str] = {
     "ImageRequest": "results",
     "Result": "results",
     "TaskRecord": "results",
-    "show": "display",
-    "PromptPanel": "panel",
     "load_ipython_extension": "magics",
 }
 
