@@ -695,3 +695,17 @@ def test_wait_on_a_run_has_a_deadline(slow: Emulator, slow_client: Client,
     slow.finish_all()
     assert isinstance(run.wait(10), Result)
     assert isinstance(panel.results[0].image, GeneratedImage)
+
+
+def test_runs_are_recorded_in_the_given_history(client: Client, tmp_path: Path,
+                                                make_panel: Callable[..., PromptPanel]) -> None:
+    from nanobanana_widgets.history import History
+
+    with History(tmp_path / "history") as history:
+        panel = make_panel(client, history=history, prompt="remember me")
+        assert panel.history is history
+        run = click_and_wait(panel)
+        assert run.status == "done"
+        history.flush(10)
+        assert len(history) == 1
+        assert "remember me" in history.html()

@@ -108,6 +108,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     """
 
     _closed = False
+    _history_attached = False
 
     def __init__(
         self,
@@ -392,7 +393,10 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
 
     @property
     def history(self) -> Any:
-        """The history store given to the panel (``None`` if none)."""
+        """The :class:`~nanobanana_widgets.history.History` given to the panel (or ``None``).
+
+        It is attached to the panel's client at the first run, so every run is recorded.
+        """
         return self._history
 
     @property
@@ -409,7 +413,13 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 from .helpers import default_client
 
                 self._client = default_client()
-            return self._client
+            client = self._client
+            if self._history is not None and not self._history_attached:
+                attach = getattr(self._history, "attach", None)
+                if callable(attach):
+                    attach(client)  # records every run (History.attach is idempotent)
+                self._history_attached = True
+            return client
 
     # --- running -----------------------------------------------------------------------
 
