@@ -1,19 +1,23 @@
 """IPython magics: ``%%nanobanana`` (the cell is the prompt) and ``%nanobanana_history``.
 
-Load with ``%load_ext nanobanana_widgets``.
+Load with ``%load_ext nanobanana_widgets``. A mistake in the options or the prompt, or a
+failed request, fails the cell with a one-line message (no traceback), so "Run All" stops
+there instead of carrying on without the image. Options are checked before anything is sent.
 """
 
 from __future__ import annotations
 
+import keyword
 import shlex
 import string
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .errors import NanoBananaError
-from .models import ASPECT_RATIOS, MODELS, RESOLUTIONS
+from .models import ASPECT_RATIOS, MAX_COUNT, MIN_COUNT, MODELS, RESOLUTIONS
 
 USAGE = (
     "%%nanobanana [--model NAME] [--count N] [--aspect-ratio R] [--resolution R] "
@@ -21,14 +25,41 @@ USAGE = (
     "<prompt, with {name} filled from your variables>"
 )
 
+HISTORY_FLUSH_TIMEOUT = 10.0
+"""Seconds ``%nanobanana_history`` waits for pending image downloads before showing."""
+
 
 class MagicUsageError(NanoBananaError, ValueError):
-    """The magic's options or prompt template are wrong."""
+    """The magic's options or prompt template are wrong; nothing was sent."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the message alone."""
+        return [f"\x1b[0;31mUsageError\x1b[0m: {self}"]
+
+
+class MagicRequestError(NanoBananaError):
+    """The request of a ``%%nanobanana`` cell failed; the original error is ``__cause__``."""
+
+    def __init__(self, error: NanoBananaError) -> None:
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.error = error
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the error's class and message."""
+        name = type(self.error).__name__
+        return [f"\x1b[0;31m{name}\x1b[0m: {self.error}"]
 
 
 def fill_prompt(template: str, namespace: Mapping[str, Any]) -> str:
     """Fill ``{name}`` fields from ``namespace``; ``{{`` and ``}}`` stay literal braces."""
     formatter = string.Formatter()
+    for _, field, _, _ in formatter.parse(template):
+        if field is not None and not field.split(".")[0].split("[")[0].isidentifier():
+            raise MagicUsageError(
+                f"The prompt has {{{field}}}, which is not a variable name. Put the value in "
+                "a variable in a cell above and write {name}, or write {{ and }} for "
+                "literal braces."
+            )
     missing = [
         field.split(".")[0].split("[")[0]
         for _, field, _, _ in formatter.parse(template)
@@ -64,30 +95,47 @@ def parse_options(line: str) -> dict[str, Any]:
         "-r": "resolution",
         "--as": "target",
     }
+    expanded: list[str] = []
+    for word in words:  # --model=NAME is --model NAME
+        if word.startswith("--") and "=" in word:
+            expanded.extend(word.split("=", 1))
+        else:
+            expanded.append(word)
+    words = expanded
     i = 0
     while i < len(words):
         word = words[i]
         if word in ("--edit", "-e"):
             i += 1
+            before = len(options["edit"])
             while i < len(words) and not words[i].startswith("-"):
                 options["edit"].append(words[i])
                 i += 1
-            if not options["edit"]:
+            if len(options["edit"]) == before:
                 raise MagicUsageError("--edit needs at least one input (a path or a variable).")
             continue
         if word not in names:
             raise MagicUsageError(f"Unknown option {word!r}. Usage:\n{USAGE}")
-        if i + 1 >= len(words):
+        if i + 1 >= len(words) or words[i + 1].startswith("--"):
             raise MagicUsageError(f"Option {word} needs a value. Usage:\n{USAGE}")
         options[names[word]] = words[i + 1]
         i += 2
+    target = options.get("target")
+    if target is not None and (not target.isidentifier() or keyword.iskeyword(target)):
+        raise MagicUsageError(f"--as needs a variable name, not {target!r}.")
     if "count" in options:
         try:
             options["count"] = int(options["count"])
         except ValueError:
             raise MagicUsageError(
-                f"--count must be a whole number from 1 to 4, not {options['count']!r}."
+                f"--count must be a whole number from {MIN_COUNT} to {MAX_COUNT}, "
+                f"not {options['count']!r}."
             ) from None
+        if not MIN_COUNT <= options["count"] <= MAX_COUNT:
+            raise MagicUsageError(
+                f"--count must be a whole number from {MIN_COUNT} to {MAX_COUNT}, "
+                f"not {options['count']}."
+            )
     if "model" in options and options["model"] not in MODELS:
         raise MagicUsageError(
             f"Unknown model {options['model']!r}. Models: {', '.join(MODELS)}."
@@ -107,7 +155,15 @@ def parse_options(line: str) -> dict[str, Any]:
 
 def _resolve_input(word: str, namespace: Mapping[str, Any]) -> Any:
     """A variable's value when ``word`` names one, else ``word`` itself (a path or URL)."""
-    return namespace[word] if word.isidentifier() and word in namespace else word
+    if word.isidentifier() and word in namespace:
+        return namespace[word]
+    if word.isidentifier() and not Path(word).exists():
+        raise MagicUsageError(
+            f"--edit {word}: there is no variable {word!r} and no file {word!r} in "
+            f"{Path.cwd()}. Define the variable in a cell above (e.g. with --as {word}), "
+            "or give the path of an image file."
+        )
+    return word
 
 
 @magics_class
@@ -116,26 +172,29 @@ class NanoBananaMagics(Magics):
 
     @cell_magic
     def nanobanana(self, line: str, cell: str) -> Any:
-        """Generate (or, with ``--edit``, edit) from the cell's text as the prompt."""
+        """Generate (or, with ``--edit``, edit) from the cell's text as the prompt.
+
+        ``{name}`` in the cell is filled from your variables; ``--edit`` takes paths,
+        URLs or variable names (results, PIL images, bytes, lists of them); ``--as NAME``
+        also stores the result in the variable ``NAME``. IPython expands ``{expr}`` and
+        ``$name`` in the option line as for every magic.
+        """
         from . import helpers
 
         namespace: Mapping[str, Any] = self.shell.user_ns if self.shell is not None else {}
+        options = parse_options(line)
+        prompt = fill_prompt(cell.strip(), namespace)
+        inputs = [_resolve_input(w, namespace) for w in options.pop("edit")]
+        target = options.pop("target", None)
         try:
-            options = parse_options(line)
-            prompt = fill_prompt(cell.strip(), namespace)
-            inputs = [_resolve_input(w, namespace) for w in options.pop("edit")]
-            target = options.pop("target", None)
             if inputs:
                 result = helpers.edit(prompt, inputs, **options)
             else:
                 result = helpers.generate(prompt, **options)
         except NanoBananaError as exc:
-            return _ErrorMessage(str(exc))
-        if target:
-            if not target.isidentifier():
-                return _ErrorMessage(f"--as needs a variable name, not {target!r}.")
-            if self.shell is not None:
-                self.shell.user_ns[target] = result
+            raise MagicRequestError(exc) from exc
+        if target and self.shell is not None:
+            self.shell.user_ns[target] = result
         return result
 
     @line_magic
@@ -143,29 +202,18 @@ class NanoBananaMagics(Magics):
         """Show the last N records of the session history (default 10)."""
         from .history import default_history
 
+        text = line.strip()
         try:
-            n = int(line.strip() or 10)
+            n = int(text or 10)
         except ValueError:
-            return _ErrorMessage(f"%nanobanana_history takes a number, not {line.strip()!r}.")
-        return default_history().tail(n)
-
-
-class _ErrorMessage:
-    """A readable error shown as the cell's output instead of a traceback."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def __repr__(self) -> str:
-        return self.text
-
-    def _repr_html_(self) -> str:
-        import html
-
-        return (
-            '<div class="nanobanana-error" style="color: var(--jp-error-color1, #c62828);'
-            ' white-space: pre-wrap">' + html.escape(self.text) + "</div>"
-        )
+            n = 0
+        if n < 1:
+            raise MagicUsageError(
+                f"%nanobanana_history takes a number of records (1 or more), not {text!r}."
+            )
+        history = default_history()
+        history.flush(timeout=HISTORY_FLUSH_TIMEOUT)  # so the newest rows have thumbnails
+        return history.tail(n)
 
 
 def load_ipython_extension(ipython: Any) -> None:
