@@ -110,9 +110,10 @@ def __dir__() -> list[str]:
 
 
 __all__ = [  # noqa: RUF022 - grouped like the table of contents above
-    "PromptPanel",
-    "generate", "edit", "submit", "task", "tasks", "wait_all", "show",
-    "Client", "Task", "default_client", "set_default_client", "use_emulator",
+    "PromptPanel", "History", "default_history", "show",
+    "generate", "edit", "submit", "task", "tasks", "wait_all",
+    "Client", "Task", "default_client", "set_default_client", "connect", "use_emulator",
+    "load_ipython_extension",
     "Result", "GeneratedImage", "ImageRequest", "TaskRecord",
     "to_image_url", "read_metadata",
     "NanoBananaError", "APIError", "APIConnectionError", "APITimeoutError",
