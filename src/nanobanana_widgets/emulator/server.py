@@ -267,6 +267,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "NanoBananaEmulator/0.1"
     sys_version = ""
+    # Headers and body go out in two writes; with Nagle on, the body waits for the client's
+    # delayed ACK (~40 ms) on every kept-alive request. Real servers do not stall like that.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the emulator logs through ``logging`` only, and never headers."""
