@@ -869,10 +869,12 @@ class Client:
 
     def _poll_loop(self) -> None:
         me = threading.current_thread()
+        fresh = True
         while True:
             with self._cond:
                 idle_since = time.monotonic()
                 while not self._closed and not self._pending_ids():
+                    fresh = True
                     left = POLLER_IDLE_EXIT - (time.monotonic() - idle_since)
                     if left <= 0:
                         if self._poller is me:
@@ -881,6 +883,10 @@ class Client:
                     self._cond.wait(left)
                 if self._closed:
                     return
+                if fresh:  # just woken with new tasks: none can have finished yet
+                    fresh = False
+                    if not self._wait_first_lookup():
+                        return
                 ids = self._pending_ids()
                 by_id: dict[str, list[Task]] = {}
                 for t in self._watched:
@@ -914,6 +920,23 @@ class Client:
                 self._cond.notify_all()
             if self._stop.wait(self.poll_interval):
                 return
+
+    def _wait_first_lookup(self) -> bool:
+        """Wait (``_cond`` held) until the first lookup is worth it; ``False`` if closed."""
+        first_at = time.monotonic() + self._first_lookup_in()
+        while not self._closed and (left := first_at - time.monotonic()) > 0:
+            self._cond.wait(left)
+        return not self._closed
+
+    def _first_lookup_in(self) -> float:
+        """Seconds until the tasks just handed to an idle poller are one ``poll_interval``
+        old (call with ``_cond`` held). Looking a task up the moment it was submitted costs
+        a request that cannot find it finished: N seconds of waiting would cost N + 1."""
+        pending = [t for t in self._watched if not (t._settled or t._cancelled)]
+        if not pending or any(not t._submitted_known for t in pending):
+            return 0.0  # e.g. re-attached after a restart: look it up at once
+        youngest = max(t.submitted_at for t in pending)
+        return min(self.poll_interval, max(0.0, self.poll_interval - (time.time() - youngest)))
 
     def _pending_ids(self) -> list[str]:
         return list(dict.fromkeys(
