@@ -1,0 +1,1 @@
+"""The benchmark of nanobanana-widgets: ``python bench/run.py`` (``make bench``)."""

@@ -1,0 +1,201 @@
+"""The benchmark: every figure of issue 7 measured in one run against the emulator.
+
+    python bench/run.py            # full sizes; writes bench/RESULTS.md
+    python bench/run.py --quick    # tiny sizes (the smoke test); figures mean nothing
+    python bench/run.py --output other.md --only 1,7
+
+Each figure is printed beside its target and its baseline (what a user would otherwise
+write: the vendor's documented ``requests`` call in a loop, or a fixed 3 s poll per task).
+Benchmarks are not tests: nothing here fails when a target is missed; the table says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # run as a script: make ``bench`` importable
+    sys.path.insert(0, str(HERE.parent))
+
+from bench import local, network, notebooks  # noqa: E402
+from bench.common import Figure, Sizes  # noqa: E402
+
+DEFAULT_OUTPUT = HERE / "RESULTS.md"
+FIGURES = tuple(range(1, 10))
+
+TITLES = {
+    1: "16-cell grid at L = 5 s: wall time / L",
+    2: "delay from the server finishing a task to the result in Python (median)",
+    3: "task-lookup requests per second of waiting, 16 tasks in flight",
+    4: "kernel time blocked by one Generate click in the panel",
+    5: "saved .ipynb bytes per generated image shown by the panel",
+    6: "24-megapixel camera JPEG as an edit input: payload, preparation time",
+    7: "history of 10,000 records: open, filter, render its HTML view",
+    8: "client overhead per call against a bare requests.post (latency 0)",
+    9: "import nanobanana_widgets against import ipywidgets",
+}
+SHORTFALLS: dict[int, str] = {
+    3: (
+        "The poller looks every waited-on task up once at the very start of a wait, before "
+        "any task can have finished, then once per `poll_interval` (1 s). Over a wait of "
+        "L seconds that is about L + 1 lookups, so the rate stays just above 1 /s for "
+        "short waits. What would fix it: let the poller skip its first tick while every "
+        "pending task was submitted less than one `poll_interval` ago (in "
+        "`Client._poll_loop`); a task submitted earlier (for example one re-attached after "
+        "a restart) would still be looked up at once. That makes it L lookups in L "
+        "seconds (≤ 1 /s) and delays no result."
+    ),
+}
+
+
+def machine() -> str:
+    return (f"{os.cpu_count()} cores, Python {platform.python_version()} "
+            f"({platform.python_implementation()}), {platform.system()} {platform.release()} "
+            f"({platform.machine()}), {platform.platform(terse=True)}")
+
+
+def failed_figure(number: int, exc: BaseException) -> Figure:
+    return Figure(number, TITLES[number], "error", "—", "—", None,
+                  notes=[f"Could not be measured: {type(exc).__name__}: {exc}"])
+
+
+def measure(wanted: Sequence[int], sizes: Sizes, workdir: Path,
+            log: Callable[[str], None]) -> list[Figure]:
+    """Every wanted figure, in order; a figure that crashes is reported, not fatal."""
+    figures: dict[int, Figure] = {}
+
+    def attempt(numbers: Sequence[int], fn: Callable[[], Figure | tuple[Figure, ...]]) -> None:
+        if not any(n in wanted for n in numbers):
+            return
+        log(f"measuring figure{'s' if len(numbers) > 1 else ''} "
+            f"{', '.join(map(str, numbers))} ...")
+        t0 = time.perf_counter()
+        try:
+            got = fn()
+            for fig in got if isinstance(got, tuple) else (got,):
+                figures[fig.number] = fig
+        except Exception as exc:
+            traceback.print_exc()
+            for n in numbers:
+                figures[n] = failed_figure(n, exc)
+        log(f"  done in {time.perf_counter() - t0:.1f} s")
+
+    attempt((1, 3), lambda: network.grid_and_lookups(sizes, workdir))
+    attempt((2,), lambda: network.delay(sizes))
+
+    def panel() -> tuple[Figure, Figure]:
+        blocking = network.blocking_generate(sizes)
+        return notebooks.panel_notebook(sizes, workdir, blocking)
+
+    attempt((4, 5), panel)
+    attempt((6,), lambda: local.camera_input(sizes))
+    attempt((7,), lambda: local.history_view(sizes, workdir))
+    attempt((8,), lambda: network.overhead(sizes))
+    attempt((9,), lambda: local.import_time(sizes))
+    return [figures[n] for n in sorted(figures) if n in wanted]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(figures: Sequence[Figure]) -> str:
+    lines = ["| # | figure | ours | target | baseline | |", "|---|---|---|---|---|---|"]
+    for f in figures:
+        lines.append(f"| {f.number} | {_cell(f.title)} | {_cell(f.value)} | "
+                     f"{_cell(f.target)} | {_cell(f.baseline)} | {f.verdict} |")
+    return "\n".join(lines)
+
+
+def report(figures: Sequence[Figure], sizes: Sizes, elapsed: float) -> str:
+    when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    missed = [f for f in figures if f.met is False]
+    parts = [
+        "# Benchmark results",
+        "",
+        f"Measured {when} by `make bench` (`python bench/run.py"
+        f"{' --quick' if sizes.quick else ''}`) in {elapsed:.0f} s, all against the "
+        "package's emulator on loopback.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+    ]
+    if sizes.quick:
+        parts += ["**Quick run (tiny sizes): these figures only show that the benchmark "
+                  "works; they say nothing about performance.**", ""]
+    parts += [table(figures), ""]
+    if missed:
+        parts += [f"{len(missed)} target(s) missed: "
+                  + ", ".join(str(f.number) for f in missed) + " (see below).", ""]
+    else:
+        parts += ["Every target measured here is met.", ""]
+    parts += ["## How each figure is measured", ""]
+    for f in figures:
+        parts.append(f"**{f.number}. {f.title}.** " + " ".join(f.notes))
+        if f.met is False:
+            why = SHORTFALLS.get(f.number)
+            parts.append("")
+            parts.append(f"*Shortfall.* {why}" if why else
+                         "*Shortfall.* Not explained yet: see the notes above.")
+        parts.append("")
+    parts += [
+        "Baselines are what a user would otherwise write: the vendor's documented "
+        "`requests.post` call (synchronous mode) in a loop, and a fixed 3 s poll per task "
+        "as the vendor SDK does. Benchmarks are not tests: `make test` runs only a smoke "
+        "run of this script (`--quick`), with no timing assertion.",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def parse_only(text: str | None) -> list[int]:
+    if not text:
+        return list(FIGURES)
+    wanted = sorted({int(part) for part in text.split(",") if part.strip()})
+    bad = [n for n in wanted if n not in FIGURES]
+    if bad:
+        raise SystemExit(f"--only: no figure {bad[0]}; figures are 1 to 9")
+    return wanted
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny sizes, for the smoke test (figures are meaningless)")
+    parser.add_argument("--output", type=Path, default=None,
+                        help=f"where to write the Markdown report (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--only", default=None, help="comma-separated figure numbers")
+    args = parser.parse_args(argv)
+    sizes = Sizes.tiny() if args.quick else Sizes.full()
+    wanted = parse_only(args.only)
+    output: Path = args.output or DEFAULT_OUTPUT
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="nanobanana-bench-") as tmp:
+        figures = measure(wanted, sizes, Path(tmp), log)
+    elapsed = time.perf_counter() - t0
+    print(table(figures))
+    print()
+    print(f"Machine: {machine()}")
+    text = report(figures, sizes, elapsed)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text, encoding="utf-8")
+    print(f"Written to {output}")
+    errors = [f for f in figures if f.value == "error"]
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
