@@ -1,0 +1,1 @@
+"""The reliability suite: soak, crash, secrets, fuzzing and a catalogue of bad inputs."""
