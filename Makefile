@@ -18,8 +18,11 @@ lint: venv
 	$(BIN)/ruff check
 	$(BIN)/mypy
 
+# The browser suite runs in its own pytest process: Playwright's sync API keeps an event
+# loop running in the main thread, which would break asyncio tests run after it.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m browser tests/browser
 
 demo: venv
 	$(BIN)/python -m nanobanana_widgets.demo

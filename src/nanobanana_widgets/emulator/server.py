@@ -494,12 +494,12 @@ class Emulator:
         for sock in connections.values():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        deadline = time.monotonic() + 0.5
+        deadline = time.monotonic() + 2.0  # generous: under load a handler may be slow to run
         for thread in [*connections, *timers]:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
         if self._thread is not None:
-            self._thread.join(1.0)
+            self._thread.join(5.0)
         self._server = None
         self._thread = None
         logger.info("emulator on %s stopped", self.base_url)
