@@ -1011,11 +1011,17 @@ class Client:
         return min(wait, MAX_RETRY_WAIT)
 
     def _scrubbed(self, error: _E) -> _E:
-        """Replace the token in a message built from server text."""
+        """Replace the token in everything built from server text (message, code, ids)."""
         token = self._token
-        if token and token in error.message:
+        if not token:
+            return error
+        if token in error.message:
             error.message = error.message.replace(token, "***")
             error.args = (error.message,)
+        for name in ("code", "trace_id", "task_id"):
+            value = getattr(error, name, None)
+            if isinstance(value, str) and token in value:
+                setattr(error, name, value.replace(token, "***"))
         return error
 
     def _error_from(self, resp: requests.Response) -> APIError:
@@ -1116,7 +1122,7 @@ class Client:
             status_code=resp.status_code, task_id=task_id,
             trace_id=trace.group(1) if trace else None,
         )
-        raise err from cause
+        raise self._scrubbed(err) from cause
 
     def _post_lookup(self, payload: Mapping[str, Any], *, batch: bool = False) -> dict[str, Any]:
         """POST to the tasks endpoint, retrying transient failures (lookups are free)."""
