@@ -106,7 +106,7 @@ def run_all(
     scratch: Path,
     *,
     budget: float,
-    parallel: int = 3,
+    parallel: int = 5,
 ) -> dict[str, NotebookRun]:
     """Execute ``notebooks`` with ``python`` (which needs nbclient and ipykernel).
 

@@ -4,7 +4,7 @@ Each notebook runs with ``nbclient`` in its own ``python3`` kernel, launched by 
 virtual environment's Python (a kernelspec in a temporary JUPYTER_PATH pins it), in a
 temporary copy of ``notebooks/`` as working directory (histories and saved images stay
 there), with no ``ACEDATACLOUD_API_TOKEN`` and no base URL: ``nb.connect()`` starts the
-in-process emulator, as on Binder. Three notebooks run at a time.
+in-process emulator, as on Binder. The notebooks run in parallel (five kernels).
 
 Time budget: each notebook must finish within ``BUDGET_SECONDS`` (60 s, kernel start
 included); one that is still running then is stopped and fails. They take about 5–25 s
