@@ -124,6 +124,7 @@ def test_two_results_side_by_side_with_thumbnails_params_and_prompt_diff(
     assert "model: nano-banana" in cards[0] and "aspect ratio: 3:2" in cards[0]
     assert re.search(r'nbw-cmp-changed[^>]*>model: nano-banana-pro<', cards[1])
     assert "nbw-cmp-changed" not in cards[0]
+    assert len(re.findall(r'class="nbw-cmp-changed"', cards[1])) == 1  # not time, not task
     assert f"task {a.task_id}" in cards[0] and f"task {b.task_id}" in cards[1]
     # the prompt diff marks exactly the changed words
     diff = c.diff.value

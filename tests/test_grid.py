@@ -112,7 +112,10 @@ def test_grid_fills_every_cell_and_shows_the_failed_one(
     (bad_cell, error), = failed.items()
     assert isinstance(error, ServerError) and error.trace_id
     bad_html = g.cell_widget(bad_cell).value
-    assert "⚠ ServerError" in bad_html and "Internal server error" in bad_html
+    assert "⚠ ServerError</b><br>The service had an internal error.<div" in bad_html
+    title = re.search(r'title="([^"]*)"', bad_html)
+    assert title and "The service said: Internal server error." in title.group(1)  # tooltip
+    assert "code api_error" in bad_html
     assert f"trace id {error.trace_id}" in bad_html and not IMG_SRC.search(bad_html)
     for cell, result in results.items():
         if cell == bad_cell:
@@ -185,7 +188,8 @@ def test_repeats_sit_side_by_side_and_count_multiplies_the_cost(
     heads = [c for c in g.matrix.children if "nbw-matrix-head" in getattr(c, "value", "")]
     assert [h.layout.grid_column for h in heads] == ["span 2", "span 2"]
     assert "#1" in html_of(g.matrix) and "#2" in html_of(g.matrix)
-    assert g.matrix.layout.grid_template_columns.startswith("minmax(90px, 0.7fr) repeat(4,")
+    assert g.matrix.layout.grid_template_columns == (
+        "minmax(60px, 0.6fr) repeat(4, minmax(80px, 1fr))")
     for cell in g.cells:
         images = thumbs(g, cell)
         assert len(images) == 2 and all(max(i.size) <= 160 for i in images)

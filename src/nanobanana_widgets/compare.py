@@ -336,6 +336,8 @@ def _expand(items: Sequence[Any]) -> list[Any]:
 
 # --- the widget --------------------------------------------------------------------------
 
+_COMPARED = frozenset({"action", "model", "aspect ratio", "resolution", "count", "inputs"})
+"""Parameters emphasised on a card when they differ from the first image's."""
 _CARD_IMG_STYLE = ("display:block;max-width:100%;height:auto;margin:0 auto;border-radius:4px;"
                    "background:var(--jp-layout-color2, rgba(128,128,128,0.15));")
 _MUTED = "font-size:var(--jp-ui-font-size0, 11px);color:var(--jp-ui-font-color2, inherit);"
@@ -380,7 +382,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
                               layout=w.Layout(width="auto", max_width="100%"))
             button.on_click(lambda _b, i=i: self._on_pick(i))
             card = w.VBox([body, button], layout=w.Layout(
-                flex="1 1 240px", min_width="0", max_width=f"{THUMB_SIDE + 16}px",
+                flex="1 1 200px", min_width="0", max_width=f"{THUMB_SIDE + 16}px",
                 margin="0 8px 8px 0"))
             card.add_class("nbw-cmp-card")
             self.cards.append(card)
@@ -478,7 +480,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
         params = []
         for key, value in side.params:
             text = f"{esc(key)}: {esc(value)}"
-            if i and key in first and first[key] != value:
+            if i and key in _COMPARED and key in first and first[key] != value:
                 text = f'<span class="nbw-cmp-changed" style="font-weight:600;">{text}</span>'
             params.append(text)
         if side.task_id:

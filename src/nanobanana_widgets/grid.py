@@ -291,10 +291,27 @@ def _images_html(images: Sequence[tuple[str | None, str | None, str | None]],
 
 
 def _error_html(error: BaseException, title: str) -> str:
+    """A failed cell: the error class, the first sentence of its message (all of it in the
+    tooltip), the service's code and the trace id."""
     esc = html.escape
-    return (f'<div class="nbw-matrix-failed" title="{esc(title, quote=True)}" '
-            f'style="{_ERROR}padding:4px;">⚠ {esc(type(error).__name__)}: '
-            f"{esc(describe_error(error))}</div>")
+    message = error.message if isinstance(error, NanoBananaError) else describe_error(error)
+    first, dot, _rest = message.partition(". ")
+    short = first + "." if dot and len(first) < 160 else message
+    short = short if len(short) <= 160 else short[:159] + "…"
+    details = []
+    code = getattr(error, "code", None)
+    if code:
+        details.append(f"code {code}")
+    trace = getattr(error, "trace_id", None)
+    if trace:
+        details.append(f"trace id {trace}")
+    tooltip = f"{title}\n\n{describe_error(error)}"
+    return (f'<div class="nbw-matrix-failed" title="{esc(tooltip, quote=True)}" '
+            f'style="{_ERROR}padding:4px;"><b>⚠ {esc(type(error).__name__)}</b><br>'
+            f"{esc(short)}"
+            + (f'<div style="{_MUTED}margin-top:2px;">{esc(" · ".join(details))}</div>'
+               if details else "")
+            + "</div>")
 
 
 def _waiting_html(text: str, *, spin: bool = True) -> str:
@@ -430,7 +447,9 @@ class Grid(w.VBox):  # type: ignore[misc]
         esc = html.escape
         p = self.plan
         n = len(p.columns) * p.repeats
-        min_px = 130 if n <= 4 else 150
+        # Up to 4 columns fit a ~470 px output area (a 900 px window with the sidebar open);
+        # wider grids scroll inside the matrix, never the page.
+        first_col, min_px = ("minmax(60px, 0.6fr)", 80) if n <= 4 else ("minmax(90px, 0.7fr)", 120)
         children: list[w.Widget] = []
         corner = w.HTML('<div class="nbw-muted">prompt</div>')
         children.append(corner)
@@ -460,7 +479,7 @@ class Grid(w.VBox):  # type: ignore[misc]
                 children.append(cell_widget)
         return w.GridBox(children, layout=w.Layout(
             width="100%", max_width="100%", overflow="auto",
-            grid_template_columns=f"minmax(90px, 0.7fr) repeat({n}, minmax({min_px}px, 1fr))",
+            grid_template_columns=f"{first_col} repeat({n}, minmax({min_px}px, 1fr))",
             grid_gap="6px", align_items="flex-start", padding="4px 0"))
 
     # --- public API --------------------------------------------------------------------
