@@ -81,9 +81,11 @@ def _execute(source: Path, output: Path, workdir: Path, budget: float) -> dict[s
     return {"seconds": seconds, "error": error}
 
 
-def kernel_environment(python: Path, scratch: Path) -> dict[str, str]:
+def kernel_environment(python: Path, scratch: Path,
+                       extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for notebooks run with ``python``: a kernelspec that launches exactly
-    that interpreter, its ``bin`` first on PATH, and nothing of the caller's token or paths."""
+    that interpreter, its ``bin`` first on PATH, nothing of the caller's token or paths, and
+    then ``extra``."""
     kernels = scratch / "jupyter" / "kernels" / KERNEL_NAME
     kernels.mkdir(parents=True, exist_ok=True)
     (kernels / "kernel.json").write_text(json.dumps({
@@ -97,6 +99,7 @@ def kernel_environment(python: Path, scratch: Path) -> dict[str, str]:
     env["IPYTHONDIR"] = str(scratch / "ipython")
     env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.update(extra or {})
     return env
 
 
@@ -107,15 +110,16 @@ def run_all(
     *,
     budget: float,
     parallel: int = 5,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, NotebookRun]:
     """Execute ``notebooks`` with ``python`` (which needs nbclient and ipykernel).
 
     Each notebook runs in a fresh copy of its folder under ``scratch`` (so histories and
     saved images stay there), in its own kernel, at most ``parallel`` at a time. A notebook
     still running ``budget`` seconds after its runner started (kernel start included) is
-    stopped and reported as over budget.
+    stopped and reported as over budget. ``extra_env`` is added to the kernels' environment.
     """
-    env = kernel_environment(python, scratch)
+    env = kernel_environment(python, scratch, extra_env)
 
     def one(source: Path) -> NotebookRun:
         name = source.stem

@@ -21,6 +21,7 @@ import nbformat
 import pytest
 
 from _notebook_runner import NotebookRun, run_all
+from nanobanana_widgets.emulator import Emulator
 
 pytestmark = pytest.mark.notebooks
 
@@ -103,3 +104,19 @@ def test_histories_stay_in_the_working_copy(executed: dict[str, NotebookRun]) ->
     run = executed["04_history"]
     workdir = run.executed.parent.parent / "work" / run.name
     assert (workdir / ".nanobanana" / "history.sqlite").is_file()
+
+
+def test_quickstart_runs_against_the_emulator_of_make_demo(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """``make demo`` starts the emulator in its own process and tells the kernels where."""
+    runs = run_all(Path(sys.executable), [NOTEBOOKS_DIR / "01_quickstart.ipynb"], tmp_path,
+                   budget=BUDGET_SECONDS,
+                   extra_env={"ACEDATACLOUD_API_BASE_URL": emulator.base_url,
+                              "NANOBANANA_OFFLINE_DEMO": "1"})
+    run = runs["01_quickstart"]
+    assert run.error is None, f"failed after {run.seconds:.1f} s:\n{run.error}"
+    nb = nbformat.read(run.executed, as_version=4)
+    first = " ".join(text_of(o) for o in code_cells(nb)[0].outputs)
+    assert f"emulator at {emulator.base_url}" in first and "Images are placeholders" in first
+    assert emulator.submissions >= 3
