@@ -53,9 +53,10 @@ _log = logging.getLogger(__name__)
 INPUT_THUMB_SIDE = 112
 """Longest side, in pixels, of the input thumbnails kept in widget state."""
 
-_MAX_MESSAGES_SHOWN = 5
+_MAX_MESSAGES_SHOWN = 3
 _MAX_MESSAGES_KEPT = 200
-_MAX_RUN_ROWS = 12
+_MAX_FINISHED_ROWS = 3
+"""Finished runs whose progress rows stay visible (runs in flight always are)."""
 
 Level = Literal["info", "success", "warning", "error"]
 
@@ -172,9 +173,10 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         self.prompt_box.add_class("nbw-prompt")
         self.action_toggle = w.ToggleButtons(
             options=[("Generate", "generate"), ("Edit", "edit")], value="generate",
+            style={"button_width": "auto"},
             tooltips=["Make new images from the prompt",
                       "Change the input images following the prompt"],
-            style={"button_width": "auto"}, layout=w.Layout(width="auto"),
+            layout=w.Layout(width="auto"),
         )
         self.model_dropdown = w.Dropdown(
             options=list(MODELS), value=DEFAULT_MODEL, description="Model",
@@ -185,7 +187,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             style=initial, layout=w.Layout(width="190px"),
         )
         self.aspect_dropdown = w.Dropdown(
-            options=[("auto", None), *[(r, r) for r in ASPECT_RATIOS]], value=None,
+            options=["auto", *ASPECT_RATIOS], value="auto",
             description="Aspect", style=initial, layout=w.Layout(width="150px"),
             tooltip="auto: 1:1 when generating, the first input's shape when editing",
         )
@@ -311,13 +313,13 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     def aspect_ratio(self) -> str | None:
         """The aspect ratio, or ``None`` for the service's default ("auto")."""
         value = self.aspect_dropdown.value
-        return None if value is None else str(value)
+        return None if value in (None, "auto") else str(value)
 
     @aspect_ratio.setter
     def aspect_ratio(self, value: str | None) -> None:
-        if value == "auto":
-            value = None
-        if value is not None and value not in ASPECT_RATIOS:
+        if value is None:
+            value = "auto"
+        if value != "auto" and value not in ASPECT_RATIOS:
             raise InvalidParameterError("aspect_ratio", value, ("auto", *ASPECT_RATIOS))
         self.aspect_dropdown.value = value
 
@@ -471,14 +473,28 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             return run
         with self._lock:
             self._runs.append(run)
-            rows = [r.row for r in self._runs[-_MAX_RUN_ROWS:]]
-        self.runs_box.children = tuple(reversed(rows))
+        self._render_runs()
         factory: Callable[[], Client] = lambda: self.client  # noqa: E731
         self._submit_job(run.execute, factory)
         return run
 
+    def _render_runs(self) -> None:
+        """Progress rows, newest first: every run in flight and the last few finished."""
+        with self._lock:
+            shown: list[PanelRun] = []
+            finished = 0
+            for run in reversed(self._runs):
+                if run.status in ("done", "failed", "cancelled"):
+                    finished += 1
+                    if finished > _MAX_FINISHED_ROWS:
+                        continue
+                shown.append(run)
+            self.runs_box.children = tuple(run.row for run in shown)
+
     def _run_finished(self, run: PanelRun) -> None:
         """Called in the worker thread when a run ends: show its outcome."""
+        if run in self._runs:
+            self._render_runs()
         if isinstance(run.error, _PanelMistake):
             self.notify(str(run.error), "error")
             return
@@ -743,12 +759,14 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 meta.append(req.aspect_ratio)
             if req.resolution:
                 meta.append(req.resolution)
-        meta.append(f"task {image.task_id}" + (f" #{image.index + 1}"
-                                               if req is not None and req.count > 1 else ""))
+        short_id = image.task_id if len(image.task_id) <= 12 else image.task_id[:8] + "…"
+        meta.append(f"task {short_id}" + (f" #{image.index + 1}"
+                                           if req is not None and req.count > 1 else ""))
         caption = w.HTML(
             f'{img}<div title="{esc(prompt, quote=True)}" '
             f'style="margin-top:4px;overflow-wrap:anywhere;">{esc(short)}</div>'
-            f'<div class="nbw-hint" style="overflow-wrap:anywhere;">{esc(" · ".join(meta))}</div>'
+            f'<div class="nbw-hint" style="overflow-wrap:anywhere;" '
+            f'title="task {esc(image.task_id, quote=True)}">{esc(" · ".join(meta))}</div>'
         )
         small = w.Layout(width="auto")
         use = w.Button(description="Use as input", icon="arrow-up", layout=small,
@@ -773,7 +791,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         bar.add_class("nbw-gap-s")
         card = w.VBox(
             [caption, bar],
-            layout=w.Layout(width="264px", max_width="100%"),
+            layout=w.Layout(width="272px", max_width="100%"),
         )
         card.add_class("nbw-result-card")
         return card

@@ -321,8 +321,8 @@ class PanelRun:
             details.append(f"task {self.task.id}")
         text = (
             f'<span class="nbw-stage" style="font-weight:600;">#{self.number} {esc(word)}</span>'
+            f' <span style="overflow-wrap:anywhere;">“{esc(prompt)}”</span>'
             f' <span class="nbw-muted">· {esc(" · ".join(details))}</span>'
-            f'<div style="overflow-wrap:anywhere;">“{esc(prompt)}”</div>'
         )
         if stage in ("failed", "cancelled") and self.error is not None:
             text += (
@@ -334,9 +334,8 @@ class PanelRun:
             self.row.remove_class(f"nbw-run-{name}")
         if stage in FINISHED_STAGES:
             self.row.add_class(f"nbw-run-{stage}")
-        self.cancel_button.disabled = stage in FINISHED_STAGES or stage == "downloading" or (
-            self._cancel_requested
-        )
+        self.cancel_button.disabled = stage == "downloading" or self._cancel_requested
+        self.cancel_button.layout.display = "none" if stage in FINISHED_STAGES else None
 
     def close(self) -> None:
         """Close the row's widgets."""
