@@ -165,7 +165,7 @@ def test_cancel_stops_waiting_and_says_tasks_may_still_be_billed(
     g = grid(["one", "two", "three"], client=cl, history=hist)
     eventually(lambda: emu.submissions == 3)
     eventually(lambda: all("waiting" in g.cell_widget(c).value for c in g.cells))
-    g.cancel()
+    g.cancel_button.click()
     results = g.wait(timeout=10)
     assert g.state == "cancelled" and emu.submissions == 3
     assert all(isinstance(r, CancelledError) for r in results.values())

@@ -565,6 +565,10 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     @classmethod
     def _from_history(cls, grid_id: str, history: History | None = None) -> Grid:
+        """``Grid.open(grid_id, history=None)``: the matrix of a grid run, rebuilt from the
+        history without network (default: the package's default history). Each cell shows
+        its latest recorded run; cells never recorded say so; an unknown id raises
+        ``KeyError``."""
         if history is None:
             from .history import default_history
 
@@ -582,11 +586,9 @@ class Grid(w.VBox):  # type: ignore[misc]
         return cls(_plan_from_records(grid_id, latest), history=history, records=latest)
 
     open = _ClassOrWidgetOpen()
-    """``Grid.open(grid_id, history=None)``: the matrix of a grid run, rebuilt from the
-    history without network (default: the package's default history). Each cell shows its
-    latest recorded run; cells never recorded say so; an unknown id raises ``KeyError``.
-    (On an instance, ``open()`` stays the ipywidgets method that opens the widget's comm.)
-    """
+    """``Grid.open(grid_id, history=None)`` reopens a grid from the history (see
+    ``_from_history``); on an instance, ``open()`` stays the ipywidgets method that opens
+    the widget's comm."""
 
     def __repr__(self) -> str:
         return (f"<Grid {self.id}: {self.plan.calls} cells, {self.plan.paid} paid generations, "
