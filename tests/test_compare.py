@@ -259,7 +259,9 @@ def test_files_pil_images_arrays_and_bytes(cl: Client, hist: History, tmp_path: 
 def test_compare_an_edit_shows_its_input_against_its_output(cl: Client, hist: History) -> None:
     source = png((250, 20, 20), (64, 48))
     edited = cl.edit("make it night", source)
-    for c in (compare(edited, history=hist), compare(hist[-1], history=hist)):
+    assert hist.flush(timeout=10)
+    for c in (compare(edited, history=hist), compare(hist[-1], history=hist),
+              compare(hist[-1].result(), history=hist)):
         assert c.edit and [s.label for s in c.sides] == ["input", "output"]
         assert c.sides[0].kind == "input" and c.sides[1].kind in ("result", "record")
         assert "Edit: input → output" in c.title.value

@@ -321,6 +321,20 @@ def _edit_sides(x: Any, labels: Sequence[str]) -> list[Side] | None:
     return [inp, output]
 
 
+def _record_of_edit(x: Any, history: History | None) -> Record | None:
+    """The history record of an edit result whose inputs were rebuilt from a record
+    (``Record.result()`` names them ``sha256:...``): there the input files are kept."""
+    if not (isinstance(x, Result) and x.request.action == "edit" and x.task_id
+            and any(u.startswith("sha256:") for u in x.request.image_urls)):
+        return None
+    if history is None:
+        from .history import default_history
+
+        history = default_history()
+    found = history.filter(task_id=x.task_id)
+    return found[0] if len(found) else None
+
+
 def _default_labels(n: int) -> list[str]:
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return [letters[i] if i < len(letters) else f"#{i + 1}" for i in range(n)]
@@ -769,6 +783,9 @@ def compare(a: Any, b: Any = None, *more: Any, labels: Iterable[str] | None = No
             raise InvalidParameterError("labels", given, None,
                                         hint="two labels for an edit (input, output)")
         sides = _edit_sides(items[0], names)
+        if sides is None:
+            record = _record_of_edit(items[0], history)
+            sides = _edit_sides(record, names) if record is not None else None
         if sides is None:
             raise InvalidParameterError(
                 "images", "one image", None,
