@@ -165,7 +165,10 @@ def browser(browser_home: Path) -> Iterator[Any]:
     reason = _why_no_browser()
     if reason is not None:
         pytest.fail(f"browser tests cannot run: {reason}", pytrace=False)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    # The kernel answers a click over a websocket: give assertions on its effect time.
+    expect.set_options(timeout=30_000)
 
     with sync_playwright() as pw:
         env = isolated_environment(browser_home / "chromium")
@@ -183,7 +186,7 @@ def browser(browser_home: Path) -> Iterator[Any]:
 @pytest.fixture
 def page(request: pytest.FixtureRequest, browser: Any) -> Iterator[Any]:
     """A new browser context and page; console messages kept, dialogs recorded and dismissed."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context = browser.new_context(viewport={"width": 1280, "height": 1200}, device_scale_factor=1)
     page = context.new_page()
     console: list[str] = []
     dialogs: list[str] = []
