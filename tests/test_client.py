@@ -298,6 +298,19 @@ def test_server_text_echoing_the_token_is_scrubbed(recorder: _Recorder) -> None:
     c.close()
 
 
+def test_a_short_token_is_scrubbed_as_a_word_without_mangling_the_message(
+    recorder: _Recorder,
+) -> None:
+    c = Client("t", base_url=recorder.url, max_retries=0)
+    echo = {"success": False, "trace_id": "tr-9",
+            "error": {"code": "forbidden", "message": "refused this content; token t"}}
+    recorder.answers.append((403, json.dumps(echo).encode()))
+    with pytest.raises(ContentRefusedError) as info:
+        c.submit("a cat")
+    assert "refused this content; token ***" in str(info.value)
+    c.close()
+
+
 def test_token_never_logged(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)

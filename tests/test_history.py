@@ -472,6 +472,21 @@ def test_replay_answers_identical_requests_without_submitting(client: Client,
     assert History(tmp_path / "h2", replay=True).replay
 
 
+def test_replay_gives_repeated_requests_their_own_results_in_order(
+    client: Client, emulator: Emulator, tmp_path: Path
+) -> None:
+    h = History(tmp_path / "h", client=client)
+    originals = [client.generate("a red fox").task_id for _ in range(2)]
+    assert originals[0] != originals[1]
+    assert h.flush(timeout=10)
+    h.replay = True
+    submitted = emulator.submissions
+    replayed = [client.generate("a red fox").task_id for _ in range(3)]
+    assert emulator.submissions == submitted
+    # one each, in the original order; past the last it starts again instead of paying
+    assert replayed == [originals[0], originals[1], originals[0]]
+
+
 def test_rerun_an_edit_reads_inputs_from_the_folder(client: Client, emulator: Emulator,
                                                     tmp_path: Path) -> None:
     h = History(tmp_path / "h", client=client)

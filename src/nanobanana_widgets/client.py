@@ -1011,17 +1011,25 @@ class Client:
         return min(wait, MAX_RETRY_WAIT)
 
     def _scrubbed(self, error: _E) -> _E:
-        """Replace the token in everything built from server text (message, code, ids)."""
+        """Replace the token in everything built from server text (message, code, ids).
+
+        A short token (under 8 characters, never a real one) is replaced only as a whole
+        word, so that it cannot mangle ordinary words in the message.
+        """
         token = self._token
         if not token:
             return error
-        if token in error.message:
-            error.message = error.message.replace(token, "***")
+        pattern = re.compile(
+            re.escape(token) if len(token) >= 8 else rf"(?<![\w-]){re.escape(token)}(?![\w-])"
+        )
+        cleaned = pattern.sub("***", error.message)
+        if cleaned != error.message:
+            error.message = cleaned
             error.args = (error.message,)
         for name in ("code", "trace_id", "task_id"):
             value = getattr(error, name, None)
-            if isinstance(value, str) and token in value:
-                setattr(error, name, value.replace(token, "***"))
+            if isinstance(value, str):
+                setattr(error, name, pattern.sub("***", value))
         return error
 
     def _error_from(self, resp: requests.Response) -> APIError:

@@ -902,6 +902,8 @@ class History(HistoryView):
         self._store = HistoryStore(path, busy_timeout=busy_timeout)
         super().__init__(self, deleted=None if include_deleted else False)
         self._replay_on = bool(replay)
+        self._replay_lock = threading.Lock()
+        self._replay_used: dict[str, set[int]] = {}
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._client_ref: weakref.ref[Any] | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -1001,15 +1003,27 @@ class History(HistoryView):
         self._replay_on = bool(on)
 
     def _replay(self, request: ImageRequest) -> Result | None:
+        """The recorded result for an identical request, or ``None`` to send it.
+
+        Identical requests made several times (grid repeats, a cell that runs twice) get
+        the recorded results in their original order, one each, so a re-run shows what
+        the first run showed; past the last one it starts again rather than paying.
+        """
         fp = request_fingerprint(request)
         rows = self._store.query(
             "SELECT id FROM requests WHERE fingerprint = ? AND status = 'succeeded' "
-            "AND deleted = 0 ORDER BY id DESC LIMIT 20", (fp,))
-        candidates = self._load([int(r[0]) for r in rows])
-        candidates = [c for c in candidates if c.results]
+            "AND deleted = 0 ORDER BY id LIMIT 200", (fp,))
+        candidates = [c for c in self._load([int(r[0]) for r in rows]) if c.results]
         if not candidates:
             return None
-        best = next((c for c in candidates if all(r.local for r in c.results)), candidates[0])
+        with self._replay_lock:
+            used = self._replay_used.setdefault(fp, set())
+            fresh = [c for c in candidates if c.id not in used]
+            if not fresh:
+                used.clear()
+                fresh = candidates
+            best = fresh[0]
+            used.add(best.id)
         with self._store.write() as conn:
             conn.execute("UPDATE requests SET replays = replays + 1, last_replayed_at = ? "
                          "WHERE id = ?", (time.time(), best.id))
