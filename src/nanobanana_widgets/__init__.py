@@ -5,7 +5,7 @@ The table of contents::
     PromptPanel                                     the interactive studio (ipywidgets)
     generate, edit, submit, task, tasks, wait_all   plain functions on a default client
     show                                            render results and images as a grid
-    compare, grid, Grid                             A/B comparisons and prompt grids
+    compare, grid, open_grid                        A/B comparisons and prompt grids
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
@@ -47,9 +47,9 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import Client, Task
-    from .compare import compare
+    from .compare import Comparison, compare
     from .display import show
-    from .grid import Grid, grid
+    from .grid import Grid, grid, open_grid
     from .helpers import (
         connect,
         default_client,
@@ -76,6 +76,8 @@ _LAZY: dict[str, str] = {
     "PromptPanel": "panel",
     "show": "display",
     "compare": "compare",
+    "Comparison": "compare",
+    "open_grid": "grid",
     "grid": "grid",
     "Grid": "grid",
     "History": "history",
@@ -116,7 +118,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [  # noqa: RUF022 - grouped like the table of contents above
-    "PromptPanel", "History", "default_history", "show", "compare", "grid", "Grid",
+    "PromptPanel", "History", "default_history", "show", "compare", "Comparison", "grid", "Grid", "open_grid",
     "generate", "edit", "submit", "task", "tasks", "wait_all",
     "Client", "Task", "default_client", "set_default_client", "connect", "use_emulator",
     "load_ipython_extension",
