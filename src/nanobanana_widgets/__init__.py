@@ -118,7 +118,8 @@ def __dir__() -> list[str]:
 
 
 __all__ = [  # noqa: RUF022 - grouped like the table of contents above
-    "PromptPanel", "History", "default_history", "show", "compare", "Comparison", "grid", "Grid", "open_grid",
+    "PromptPanel", "History", "default_history", "show",
+    "compare", "Comparison", "grid", "Grid", "open_grid",
     "generate", "edit", "submit", "task", "tasks", "wait_all",
     "Client", "Task", "default_client", "set_default_client", "connect", "use_emulator",
     "load_ipython_extension",
