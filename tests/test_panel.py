@@ -319,6 +319,18 @@ def test_shortcut_message_generates_like_a_click(panel: PromptPanel) -> None:
     assert panel.results[0].prompt == "typed, then Ctrl+Enter"
 
 
+def test_front_end_sends_the_prompt_before_a_generate_click(panel: PromptPanel) -> None:
+    # ipywidgets may hold back the textarea's last update while an earlier one is
+    # unanswered; the front-end helper sends the box's text just ahead of the click.
+    assert "nbw-generate" in panel.generate_button._dom_classes
+    assert ".nbw-generate" in panel.shortcut._esm
+    panel.prompt = "stale words"
+    panel.shortcut._handle_custom_msg({"event": "prompt", "value": "the words on screen"}, [])
+    assert panel.prompt_box.value == "the words on screen"
+    run = click_and_wait(panel)
+    assert run.result is not None and run.result.prompt == "the words on screen"
+
+
 # --- edit ----------------------------------------------------------------------------------
 
 

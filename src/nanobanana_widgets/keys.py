@@ -2,7 +2,8 @@
 
 A tiny ``anywidget`` (a plain ES module in ``static/``, no build step) placed inside a
 :class:`~nanobanana_widgets.panel.PromptPanel`. It sends ``{"event": "submit"}`` when the
-shortcut is pressed in that panel's prompt textarea; Python handles it like a click. It
+shortcut is pressed in that panel's prompt textarea; Python handles it like a click. Just
+before a click on Generate it sends ``{"event": "prompt"}`` with the text in the box. It
 also ships the panel's stylesheet (``static/panel.css``).
 """
 
@@ -23,7 +24,11 @@ _log = logging.getLogger(__name__)
 
 
 class SubmitKeys(anywidget.AnyWidget):
-    """Invisible widget: Ctrl/Cmd+Enter inside ``.{panel_class} .nbw-prompt`` submits."""
+    """Invisible widget: Ctrl/Cmd+Enter inside ``.{panel_class} .nbw-prompt`` submits.
+
+    It also sends the prompt box's text just before a click on the panel's ``.nbw-generate``
+    button, so the click never runs with a prompt that has not reached Python yet.
+    """
 
     _esm = (_STATIC / "keys.js").read_text(encoding="utf-8")
     _css = (_STATIC / "panel.css").read_text(encoding="utf-8")
@@ -32,19 +37,29 @@ class SubmitKeys(anywidget.AnyWidget):
         "", help="CSS class unique to the panel whose prompt box this widget watches"
     ).tag(sync=True)
 
-    def __init__(self, on_submit: Callable[[str | None], None], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        on_submit: Callable[[str | None], None],
+        on_prompt: Callable[[str], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._on_submit = on_submit
+        self._on_prompt = on_prompt
         self.on_msg(self._handle_message)
 
     def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        if not isinstance(content, dict) or content.get("event") != "submit":
+        if not isinstance(content, dict):
             return
+        event = content.get("event")
         value = content.get("value")
         try:
-            self._on_submit(value if isinstance(value, str) else None)
-        except Exception:  # the callback reports its own errors; never lose one here
-            _log.exception("Ctrl+Enter handler failed")
+            if event == "submit":
+                self._on_submit(value if isinstance(value, str) else None)
+            elif event == "prompt" and isinstance(value, str) and self._on_prompt is not None:
+                self._on_prompt(value)
+        except Exception:  # the callbacks report their own errors; never lose one here
+            _log.exception("%s handler failed", event)
 
     def __repr__(self) -> str:
         return f"SubmitKeys(panel_class={self.panel_class!r})"

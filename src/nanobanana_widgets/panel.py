@@ -163,7 +163,8 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         initial = {"description_width": "initial"}
 
         self.title = w.HTML('<span class="nbw-title">Nano Banana</span>')
-        self.shortcut = SubmitKeys(self._on_keys_submit, panel_class=self.css_class,
+        self.shortcut = SubmitKeys(self._on_keys_submit, self._on_keys_prompt,
+                                   panel_class=self.css_class,
                                layout=w.Layout(width="0px", height="0px", overflow="hidden"))
         self.prompt_box = w.Textarea(
             placeholder="Describe the image, or the change to make in edit mode…  "
@@ -219,6 +220,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             description="Generate", button_style="primary", icon="magic",
             tooltip="Run (Ctrl/Cmd+Enter in the prompt box)", layout=w.Layout(width="auto"),
         )
+        self.generate_button.add_class("nbw-generate")
         self.shortcut_hint = w.HTML('<span class="nbw-hint">Ctrl/Cmd+Enter in the prompt box '
                                     "also runs</span>")
         self.status_area = w.HTML(layout=full)
@@ -590,6 +592,11 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             self.run()
         except Exception as exc:
             self.notify(describe_error(exc), "error")
+
+    def _on_keys_prompt(self, value: str) -> None:
+        """The prompt box's text, sent by the front end just before a Generate click."""
+        if value != self.prompt_box.value:
+            self.prompt_box.value = value
 
     def _on_model_change(self, change: Any) -> None:
         model = self.model
