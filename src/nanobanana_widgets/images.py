@@ -208,14 +208,20 @@ def _parse_data_uri(uri: str, label: str) -> bytes:
 
 
 def _check_http_url(url: str, label: str) -> str:
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # e.g. "http://[" (an unclosed IPv6 address)
+        raise ImageInputError(label, f"is not a valid URL ({exc})",
+                              hint="Expected a URL such as https://example.com/image.png.") \
+            from None
     if not parts.hostname:
         raise ImageInputError(label, "is a URL without a host name",
                               hint="Expected a URL such as https://example.com/image.png.")
     if any(c.isspace() for c in url):
         raise ImageInputError(label, "is a URL containing spaces",
                               hint="Percent-encode the spaces (%20) or check the URL.")
-    return url
+    scheme, rest = url.split(":", 1)
+    return scheme.lower() + ":" + rest  # "HTTPS://..." is valid, but sent as "https://..."
 
 
 def _read_path(path: Path, label: str) -> _Raw:
@@ -237,6 +243,11 @@ def _read_path(path: Path, label: str) -> _Raw:
     except PermissionError:
         raise ImageInputError(label, "cannot be read: permission denied",
                               hint="Check the file's permissions.") from None
+    except ImageInputError:
+        raise
+    except ValueError:  # "embedded null byte": no file can have that name
+        raise ImageInputError(label, "is not a file path (it contains a NUL character)",
+                              hint=_ACCEPTED) from None
     except OSError as exc:
         if exc.errno == 36 or "too long" in str(exc).lower():  # ENAMETOOLONG
             raise ImageInputError(label, "no such file (the name is too long for a path)",
