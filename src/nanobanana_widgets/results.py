@@ -78,17 +78,30 @@ class ImageRequest:
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> ImageRequest:
-        """Rebuild from a JSON body (e.g. a task record's ``request``)."""
+        """Rebuild from a JSON body (e.g. a task record's ``request``).
+
+        Defensive: a record from the service is not trusted, so a field of the wrong type
+        falls back to its default instead of raising."""
+
+        def text(key: str) -> str | None:
+            value = payload.get(key)
+            return value if isinstance(value, str) else None
+
+        count = payload.get("count")
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        urls = payload.get("image_urls")
         return cls(
-            action=str(payload.get("action", "generate")),
-            prompt=str(payload.get("prompt", "")),
-            model=str(payload.get("model") or "nano-banana"),
-            count=int(payload.get("count") or 1),
-            aspect_ratio=payload.get("aspect_ratio"),
-            resolution=payload.get("resolution"),
-            image_urls=tuple(payload.get("image_urls") or ()),
-            callback_url=payload.get("callback_url"),
-            asynchronous=bool(payload.get("async", False)),
+            action=text("action") or "generate",
+            prompt=text("prompt") or "",
+            model=text("model") or "nano-banana",
+            count=count if isinstance(count, int) and not isinstance(count, bool) else 1,
+            aspect_ratio=text("aspect_ratio"),
+            resolution=text("resolution"),
+            image_urls=tuple(u for u in urls if isinstance(u, str))
+            if isinstance(urls, list) else (),
+            callback_url=text("callback_url"),
+            asynchronous=payload.get("async") is True,
         )
 
     def __repr__(self) -> str:
