@@ -642,6 +642,37 @@ def test_a_failing_save_is_reported(panel: PromptPanel, tmp_path: Path) -> None:
     assert "Traceback" not in status_text(panel)
 
 
+def test_an_image_that_cannot_be_downloaded_gets_a_card_saying_so(
+        panel: PromptPanel, emulator: Emulator) -> None:
+    emulator.inject("server_error", endpoint="files", times=20)
+    panel.prompt = "a picture that will not arrive"
+    run = click_and_wait(panel, timeout=30)
+    assert run.status == "done"
+    (card,) = result_cards(panel)
+    assert "Could not show this image" in card.children[0].value
+    assert card_buttons(card)["Use as input"].disabled
+    assert "image 1 could not be shown" in "\n".join(panel.messages)
+    emulator.clear_faults()
+
+
+def test_data_url_images_open_full_size_on_demand(panel: PromptPanel) -> None:
+    from nanobanana_widgets.panel_run import Thumb
+    from nanobanana_widgets.results import ImageRequest
+
+    full = "data:image/png;base64," + base64.b64encode(image_bytes(size=(600, 400))).decode()
+    request = ImageRequest(action="generate", prompt="inline")
+    image = GeneratedImage(url=full, prompt="inline", task_id="t-1", request=request)
+    card = panel._result_card(Thumb(image=image, jpeg=image_bytes("JPEG"), run_number=1))
+    markup = card.children[0].value
+    assert full not in markup and "href=" not in markup  # only the thumbnail is kept
+    card_buttons(card)["Open"].click()
+    assert panel.viewer.layout.display == "flex"
+    close, view = panel.viewer.children
+    assert full in view.value
+    close.click()
+    assert panel.viewer.children == () and panel.viewer.layout.display == "none"
+
+
 # --- escaping and size ---------------------------------------------------------------------
 
 

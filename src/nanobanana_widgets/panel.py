@@ -472,6 +472,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         if problem is not None or self._closed:
             problem = problem or "This panel was closed; make a new one."
             run._finish("failed", _PanelMistake(problem))
+            run.close()  # never shown: no progress row for a run that did not start
             return run
         with self._lock:
             self._runs.append(run)
