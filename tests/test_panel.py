@@ -655,6 +655,16 @@ def test_an_image_that_cannot_be_downloaded_gets_a_card_saying_so(
     emulator.clear_faults()
 
 
+def test_partial_results_say_what_was_missing(panel: PromptPanel, emulator: Emulator) -> None:
+    emulator.inject("partial")
+    panel.prompt = "three kites"
+    panel.count = 3
+    run = click_and_wait(panel)
+    assert run.status == "done" and run.result is not None
+    assert len(run.result.images) == 1 and len(result_cards(panel)) == 1
+    assert "1 image ready (2 of 3 failed; only successes are billed)" in status_text(panel)
+
+
 def test_data_url_images_open_full_size_on_demand(panel: PromptPanel) -> None:
     from nanobanana_widgets.panel_run import Thumb
     from nanobanana_widgets.results import ImageRequest

@@ -496,6 +496,14 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
 
     def _run_finished(self, run: PanelRun) -> None:
         """Called in the worker thread when a run ends: show its outcome."""
+        try:
+            self._show_outcome(run)
+        except Exception as exc:  # never lost: a failure to show a result is shown too
+            _log.debug("showing run #%d failed", run.number, exc_info=True)
+            self.notify(f"Run #{run.number}: could not show the outcome: "
+                        f"{describe_error(exc)}", "error")
+
+    def _show_outcome(self, run: PanelRun) -> None:
         if run in self._runs:
             self._render_runs()
         if isinstance(run.error, _PanelMistake):
