@@ -7,7 +7,6 @@ session's emulator, which the tests slow down or fault from here.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -143,16 +142,19 @@ def test_generate_shows_progress_then_the_image_and_cancel_stops_a_run(
 ) -> None:
     panel = open_panel(nb)
     screenshot(panel, f"panel-{frontend}")
-    service.emulator.set_latency(2.0)  # slow enough to see the run waiting
+    # The emulator holds the task until told to finish it: the panel must show it waiting.
+    service.emulator.set_latency(float("inf"))
 
     nb.page.locator(PROMPT).fill("a lighthouse at dusk, oil painting")
     generate_button(panel).click()
     row = panel.locator(".nbw-run").first
-    row.locator(".nbw-stage", has_text=re.compile("waiting|submitted")).wait_for()
+    row.locator(".nbw-stage", has_text="waiting").wait_for()
     assert row.get_by_role("button", name="Cancel").is_visible()
     assert "a lighthouse at dusk, oil painting" in row.inner_text()
+    assert panel.locator(RESULT_CARD).count() == 0
     screenshot(panel, f"panel-progress-{frontend}")
 
+    service.emulator.finish_all()
     image = wait_results(nb, 1)
     assert image.evaluate(_IMG_SHOWN)
     row.locator(".nbw-stage", has_text="done").wait_for()
@@ -162,7 +164,6 @@ def test_generate_shows_progress_then_the_image_and_cancel_stops_a_run(
     screenshot(panel, f"panel-result-{frontend}")
 
     # A run that would never finish: Cancel stops the waiting and says what it means.
-    service.emulator.set_latency(float("inf"))
     nb.page.locator(PROMPT).fill("a storm that never ends")
     generate_button(panel).click()
     row = panel.locator(".nbw-run", has_text="a storm that never ends").first
