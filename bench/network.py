@@ -150,8 +150,8 @@ def grid_and_lookups(sizes: Sizes, workdir: Path) -> tuple[Figure, Figure]:
         results, wall, shown, why_not = _try_grid(client, prompts, latency * 4 + 60, workdir)
         downloads = emu.downloads
         how = (f"`grid(prompts=[{cells} prompts])`, timed until every cell's `Result` is in "
-               f"`grid.results`; `grid.wait()` returned with every thumbnail shown after "
-               f"{shown:.2f} s ({shown / latency:.2f} L, see below)")
+               f"`grid.results` (`grid.wait()`, with every thumbnail shown, returned after "
+               f"{shown:.2f} s = {shown / latency:.2f} L: see the open finding below)")
     # Figure 3 always comes from plain submits + wait_all: only waiting, nothing else.
     with emulator_and_client(latency) as (emu, client):
         emu.reset_counters()
@@ -175,7 +175,7 @@ def grid_and_lookups(sizes: Sizes, workdir: Path) -> tuple[Figure, Figure]:
         1, f"{cells}-cell grid at server latency L = {latency:g} s: wall time / L",
         f"{ratio:.3f}", "≤ 1.15", f"{loop_ratio:.1f} (sequential loop)", ratio <= 1.15,
         notes=[
-            f"Ours: {how}: {wall:.2f} s wall for {cells} cells, each taking {latency:g} s "
+            f"Ours: {how}. {wall:.2f} s wall for {cells} cells, each taking {latency:g} s "
             f"on the emulator; default client (poll interval 1 s). Plain submits + "
             f"`wait_all` of the same cells: {plain_total:.2f} s "
             f"({plain_total / latency:.3f} L).",

@@ -44,17 +44,36 @@ TITLES = {
     9: "import nanobanana_widgets against import ipywidgets",
 }
 SHORTFALLS: dict[int, str] = {
-    3: (
-        "The poller looks every waited-on task up once at the very start of a wait, before "
-        "any task can have finished, then once per `poll_interval` (1 s). Over a wait of "
-        "L seconds that is about L + 1 lookups, so the rate stays just above 1 /s for "
-        "short waits. What would fix it: let the poller skip its first tick while every "
-        "pending task was submitted less than one `poll_interval` ago (in "
-        "`Client._poll_loop`); a task submitted earlier (for example one re-attached after "
-        "a restart) would still be looked up at once. That makes it L lookups in L "
-        "seconds (≤ 1 /s) and delays no result."
-    ),
+    # Filled in when a figure misses its target and the cause is known: what would fix it.
 }
+FINDINGS = """\
+## What the benchmark changed in the package
+
+- Emulator: its listen backlog was socketserver's 5, so 16 concurrent submits lost SYNs
+  and waited 1 s for the retransmission (figure 1 read 1.21 instead of 1.01); now 128.
+- Emulator: headers and body went out in two writes with Nagle's algorithm on, so every
+  request on a kept-alive connection stalled about 40 ms on the client's delayed ACK
+  (figure 8: a lookup took 44 ms instead of 0.7 ms); now TCP_NODELAY.
+- Client poller: it looked every task up the moment waiting began, before any could have
+  finished, so N seconds of waiting cost N + 1 lookups (figure 3 read 1.19 /s); the first
+  lookup after the poller was idle now waits until the new tasks are one poll interval old
+  (tasks re-attached after a restart, whose submission time is unknown, are looked up at
+  once).
+
+## Open finding: a grid shows its thumbnails late
+
+Figure 1 counts until every cell's result is in Python, like its baseline. Until every
+thumbnail is on screen takes about twice as long on this 2-core machine (see the note of
+figure 1). Profiled with the emulator in another process and every image pre-drawn, the
+package's own share is still about 1–2 s for 16 cells: the grid and the history each
+download every image (`images.download` twice per image), `download` verifies each image
+by decoding it fully, and all Pillow work in `images.py` runs under one process-wide lock
+(`_PILLOW_LOCK`, taken to keep `warnings.catch_warnings` thread-safe), so decoding and
+thumbnailing never overlap. What would fix it: one download per image shared through the
+`GeneratedImage` byte cache (with a lock so concurrent callers wait for the same fetch),
+`Image.verify()` instead of a full decode in `download`, and a module-level warnings
+filter instead of `catch_warnings` under a lock.
+"""
 
 
 def machine() -> str:
@@ -147,6 +166,7 @@ def report(figures: Sequence[Figure], sizes: Sizes, elapsed: float) -> str:
             parts.append(f"*Shortfall.* {why}" if why else
                          "*Shortfall.* Not explained yet: see the notes above.")
         parts.append("")
+    parts += [FINDINGS, ""]
     parts += [
         "Baselines are what a user would otherwise write: the vendor's documented "
         "`requests.post` call (synchronous mode) in a loop, and a fixed 3 s poll per task "
