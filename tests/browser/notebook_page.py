@@ -50,9 +50,20 @@ class NotebookPage:
     # --- files -----------------------------------------------------------------------------
 
     def write(self, cells: Iterable[str], *, suffix: str = "") -> Path:
-        """Write this test's notebook (code cells, no outputs) into the served folder."""
-        self.path = write_notebook(self.root_dir / f"{self.name}{suffix}.ipynb", cells)
+        """Write this test's notebook (code cells, no outputs) into a folder of its own.
+
+        The kernel starts in the notebook's folder, so whatever the notebook writes there
+        (the history, saved images) belongs to this test alone.
+        """
+        folder = self.root_dir / self.name
+        self.path = write_notebook(folder / f"{self.name}{suffix}.ipynb", cells)
         return self.path
+
+    @property
+    def folder(self) -> Path:
+        """The folder the notebook (and its kernel's working directory) is in."""
+        assert self.path is not None, "write() first"
+        return self.path.parent
 
     def saved_notebook(self) -> dict[str, Any]:
         """The notebook file as it is on disk now."""
