@@ -64,7 +64,7 @@ def _env() -> dict[str, str]:
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_with_tasks_in_flight_then_resume(tmp_path: Path) -> None:
     folder = tmp_path / "history"
-    with Emulator(latency=2.5, seed=1) as emu:
+    with Emulator(latency=4.0, seed=1) as emu:  # long enough to kill it mid-flight
         worker = subprocess.Popen(
             [sys.executable, "-c", WORKER, emu.base_url, str(folder), str(N)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
