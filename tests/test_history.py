@@ -326,6 +326,31 @@ def test_hostile_strings_are_escaped_in_html(tmp_path: Path) -> None:
         assert "<img src=x" not in page and "<script>" not in page
 
 
+def test_record_html_shows_its_id_and_views_their_positions(tmp_path: Path) -> None:
+    h = History(tmp_path / "h")
+    populate(h, 3)
+    h.delete(0)  # ids 2 and 3 are now at positions 0 and 1
+    alone = h[1]._repr_html_()
+    assert "<td>id 3</td>" in alone and "<th>#</th>" not in alone
+    table = h.html()
+    assert '<td><span title="id 2">0</span></td>' in table
+    assert '<td><span title="id 3">1</span></td>' in table
+
+
+def test_newest_reads_one_page_newest_first(tmp_path: Path) -> None:
+    h = History(tmp_path / "h")
+    populate(h, 12)
+    h.delete(11)
+    page = h.newest(4)
+    assert [r.id for r in page] == [11, 10, 9, 8]  # id 12 is deleted
+    assert [r.id for r in h.newest(4, before=page[-1].id)] == [7, 6, 5, 4]
+    assert [r.id for r in h.newest(10, before=3)] == [2, 1]
+    assert [r.id for r in h.filter(model="nano-banana").newest(2)] == [11, 9]
+    assert h.newest(0) == []
+    with pytest.raises(InvalidParameterError, match="n"):
+        h.newest(-1)
+
+
 def test_ten_thousand_records_open_filter_and_render_paginated(tmp_path: Path) -> None:
     h = History(tmp_path / "big")
     with h.batch():

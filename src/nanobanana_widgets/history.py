@@ -279,8 +279,10 @@ class Record:
         }
 
     def _repr_html_(self) -> str:
-        return _table_html([_row_cells(self.id, self.to_dict(), _first_thumb(self))],
-                           caption=None)
+        # One record alone has no position: its first cell shows its id ("id 7"), which
+        # ``history.get(7)`` takes; views number their rows by position instead.
+        return _table_html([_row_cells(f"id {self.id}", self.to_dict(), _first_thumb(self))],
+                           caption=None, first_header="")
 
     def __repr__(self) -> str:
         return (f"Record(id={self.id}, status={self.status!r}, prompt={self.prompt[:60]!r}, "
@@ -528,6 +530,22 @@ class HistoryView:
         """The last ``n`` records."""
         total = len(self)
         return self[max(0, total - max(0, n)):]
+
+    def newest(self, n: int = 12, *, before: int | None = None) -> list[Record]:
+        """The ``n`` most recent records of this view, newest first (by record id).
+
+        With ``before`` (a record id), only records older than that one: the next page of
+        a list that already shows ``before``. Reads only those ``n`` rows, so it stays
+        quick on a large history.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InvalidParameterError("n", n, None, hint="a count of records, 0 or more")
+        view = self.sort("id", descending=True)
+        if before is not None:
+            view = view._derive(conds=(*view._conds, ("r.id < ?", (int(before),))))
+        sql, params = view._sql("r.id", limit=n)
+        ids = [int(row[0]) for row in self._db().query(sql, params)]
+        return self._history._load(ids)
 
     def favourites(self) -> HistoryView:
         """The records marked as favourite."""
@@ -809,7 +827,9 @@ def _first_thumb(rec: Record) -> bytes | None:
     return None
 
 
-def _row_cells(position: int, row: Mapping[str, Any], thumb: bytes | None) -> list[str]:
+def _row_cells(position: int | str, row: Mapping[str, Any], thumb: bytes | None) -> list[str]:
+    """The cells of one table row; ``position`` is the row's position in a view, or a
+    label such as ``"id 7"`` for a record shown alone (the id is in the tooltip)."""
     esc = html.escape
     img = (f'<img src="data:image/jpeg;base64,{base64.b64encode(thumb).decode()}" alt="">'
            if thumb else "")
@@ -839,15 +859,18 @@ def _row_cells(position: int, row: Mapping[str, Any], thumb: bytes | None) -> li
     prompt_html = esc(shown)
     if notes:
         prompt_html += f'<br><i>{esc(notes[:200])}</i>'
-    return [str(position), img, f'<div class="p" title="{esc(prompt[:2000])}">{prompt_html}</div>',
+    rid = row.get("id")
+    first = (f'<span title="id {esc(str(rid))}">{esc(str(position))}</span>'
+             if isinstance(position, int) and rid is not None else esc(str(position)))
+    return [first, img, f'<div class="p" title="{esc(prompt[:2000])}">{prompt_html}</div>',
             esc(str(row.get("model") or "")), esc(" · ".join(params)), status_html,
             esc(stars), esc(when), esc(str(row.get("task_id") or ""))]
 
 
-def _table_html(rows: list[list[str]], *, caption: str | None) -> str:
+def _table_html(rows: list[list[str]], *, caption: str | None, first_header: str = "#") -> str:
     head = "".join(f"<th>{h}</th>" for h in
-                   ("#", "", "prompt", "model", "parameters", "status", "rating", "created",
-                    "task"))
+                   (first_header, "", "prompt", "model", "parameters", "status", "rating",
+                    "created", "task"))
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" for cells in rows)
     cap = f"<div>{html.escape(caption)}</div>" if caption else ""
     return f'{_STYLE}{cap}<table class="nbw-history"><tr>{head}</tr>{body}</table>'
