@@ -194,7 +194,8 @@ def test_panel_is_a_vbox_with_every_control(panel: PromptPanel) -> None:
                                              "3:4")
     assert panel.resolution_dropdown.options == ("1K",)  # nano-banana can only do 1K
     assert panel.generate_button.description == "Generate"
-    assert panel.history is None and isinstance(panel.history_box, w.VBox)
+    assert isinstance(panel.history_box, w.VBox)
+    assert panel.history_box.children == (panel.history_strip,)  # the default history's strip
     assert panel.layout.width == "100%"
     html_out = all_html(panel)
     assert "Ctrl/Cmd+Enter" in html_out
@@ -203,7 +204,9 @@ def test_panel_is_a_vbox_with_every_control(panel: PromptPanel) -> None:
 def test_defaults_and_properties_mirror_the_controls(client: Client,
                                                      make_panel: Callable[..., PromptPanel]
                                                      ) -> None:
-    history = object()
+    from nanobanana_widgets.history import History
+
+    history = History("kept-here")
     panel = make_panel(client, history=history, prompt="a kite", model="nano-banana-pro",
                        resolution="4K", count=3, aspect_ratio="16:9", action="edit")
     assert panel.history is history
@@ -223,6 +226,8 @@ def test_defaults_and_properties_mirror_the_controls(client: Client,
         make_panel(client, model="nano-banana", resolution="4K")
     with pytest.raises(TypeError, match="colour"):
         make_panel(client, colour="red")
+    with pytest.raises(TypeError, match=r"History, None .* or False"):
+        make_panel(client, history=object())
 
 
 def test_choosing_a_model_that_cannot_do_the_resolution_resets_it_with_a_note(

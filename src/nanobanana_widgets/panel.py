@@ -18,6 +18,7 @@ import concurrent.futures
 import html
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -29,6 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import ipywidgets as w
 
 from .errors import ImageInputError, InvalidParameterError, NanoBananaError, WaitTimeoutError
+from .history import History, Record
+from .history_strip import THUMB_SIDE as STRIP_THUMB_SIDE
+from .history_strip import HistoryStrip, record_summary
 from .keys import SubmitKeys
 from .models import (
     ACTIONS,
@@ -57,6 +61,8 @@ _MAX_MESSAGES_SHOWN = 3
 _MAX_MESSAGES_KEPT = 200
 _MAX_FINISHED_ROWS = 3
 """Finished runs whose progress rows stay visible (runs in flight always are)."""
+_MAX_STRIP_THUMBS = 64
+"""Thumbnails of this panel's results kept for the history strip until the history has its own."""
 
 Level = Literal["info", "success", "warning", "error"]
 
@@ -102,10 +108,20 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     ``PromptPanel(client=None, history=None, *, save_dir="nanobanana-images", **defaults)``;
     ``defaults`` may set ``prompt``, ``action``, ``model``, ``count``, ``aspect_ratio``,
     ``resolution`` and ``inputs``. Without ``client`` the package's default client is used
-    (made at the first run). Everything visible is reachable from Python:
-    ``panel.prompt``, ``panel.action``, ``panel.model``, ``panel.count``,
-    ``panel.aspect_ratio``, ``panel.resolution``, ``panel.inputs``, ``panel.run()``,
-    ``panel.results``, ``panel.runs``, ``panel.messages`` and ``panel.history``.
+    (made at the first run).
+
+    Every request the panel makes is recorded in a :class:`~nanobanana_widgets.History`:
+    ``history`` itself when one is given, else the package's default history
+    (``.nanobanana/`` under the working directory); ``history=False`` (or the environment
+    variable ``NANOBANANA_HISTORY=0`` with ``history=None``) records nothing. The panel
+    shows the newest records in a strip (``panel.history_strip``) whose "Load" puts a
+    record back into the controls (:meth:`load_record`) and whose "Use as input" adds its
+    image to the edit inputs (:meth:`use_record_as_input`).
+
+    Everything visible is reachable from Python: ``panel.prompt``, ``panel.action``,
+    ``panel.model``, ``panel.count``, ``panel.aspect_ratio``, ``panel.resolution``,
+    ``panel.inputs``, ``panel.run()``, ``panel.results``, ``panel.runs``,
+    ``panel.messages``, ``panel.history`` and ``panel.history_strip``.
     """
 
     _closed = False
@@ -114,7 +130,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     def __init__(
         self,
         client: Client | None = None,
-        history: Any = None,
+        history: History | bool | None = None,
         *,
         save_dir: str | Path = "nanobanana-images",
         max_workers: int = 8,
@@ -127,7 +143,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 f"Known defaults: {', '.join(sorted(_DEFAULT_KEYS))}."
             )
         self._client = client
-        self._history = history
+        self._history: History | None = _choose_history(history)
         self.save_dir = Path(save_dir)
         self._lock = threading.RLock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -139,8 +155,13 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         self._results: list[Result] = []
         self._inputs: list[_Input] = []
         self._messages: list[tuple[Level, str]] = []
+        self._strip_thumbs: dict[str, bytes] = {}
+        self._load_generation = 0
+        self._loading_record = False
         self._closed = False
         self.css_class = f"nbw-panel-{uuid.uuid4().hex[:10]}"
+        if client is not None:
+            _ = self.client  # attach the history now: every request is recorded
 
         self._build_widgets()
         super().__init__(children=self._layout_children(),
@@ -154,6 +175,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 setattr(self, key, defaults[key])
         if "inputs" in defaults:
             self.inputs = defaults["inputs"]
+        self._build_history_strip()
         self._render_status()
 
     # --- building ----------------------------------------------------------------------
@@ -201,6 +223,10 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             tooltip="Choose one or more input images for edit mode",
             layout=w.Layout(width="auto"),
         )
+        # The upload button's own label counts the files of its last pick, which the panel
+        # takes into its inputs at once (so it would say "(0)"); panel.css shows the
+        # number of input images instead, chosen by a class (see _render_upload_label).
+        self.upload.add_class("nbw-upload")
         self.clear_inputs_button = w.Button(
             description="Clear", icon="trash", tooltip="Remove every input image",
             layout=w.Layout(width="auto"),
@@ -233,9 +259,10 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         ))
         self.results_box.add_class("nbw-results")
         self.results_box.add_class("nbw-gap-l")
-        self.history_box = w.VBox(layout=full)
-        """Place for the session history strip (filled by the history view)."""
-        self.history_box.add_class("nbw-history")
+        self.history_box = w.VBox(layout=w.Layout(width="100%"))
+        """Holds the history strip (hidden when the panel records no history)."""
+        self.history_box.add_class("nbw-history-box")
+        self.history_strip: HistoryStrip | None = None
 
         self.controls = w.Box(
             [self.action_toggle, self.model_dropdown, self.count_slider, self.aspect_dropdown,
@@ -396,10 +423,12 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             return list(self._runs)
 
     @property
-    def history(self) -> Any:
-        """The :class:`~nanobanana_widgets.history.History` given to the panel (or ``None``).
+    def history(self) -> History | None:
+        """The :class:`~nanobanana_widgets.history.History` recording this panel's requests
+        (``None`` with ``history=False``).
 
-        It is attached to the panel's client at the first run, so every run is recorded.
+        It is attached to the panel's client (at once when a client was given, else at the
+        first run), so every request is recorded.
         """
         return self._history
 
@@ -419,11 +448,174 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 self._client = default_client()
             client = self._client
             if self._history is not None and not self._history_attached:
-                attach = getattr(self._history, "attach", None)
-                if callable(attach):
-                    attach(client)  # records every run (History.attach is idempotent)
+                self._history.attach(client)  # records every run (attach is idempotent)
                 self._history_attached = True
             return client
+
+    # --- the history strip ---------------------------------------------------------------
+
+    def _build_history_strip(self) -> None:
+        if self._history is None:
+            self.history_box.layout.display = "none"
+            return
+        self.history_strip = HistoryStrip(
+            self._history, on_load=self.load_record, on_use=self.use_record_as_input,
+            on_error=lambda text: self.notify(text, "error"), extra_thumb=self._strip_thumb,
+        )
+        self.history_box.children = (self.history_strip,)
+
+    def _strip_thumb(self, record: Record) -> bytes | None:
+        """A thumbnail this panel made for a record whose images the history has not
+        stored yet (its downloads run in the background)."""
+        with self._lock:
+            return self._strip_thumbs.get(record.task_id or "")
+
+    def _remember_strip_thumb(self, run: PanelRun) -> None:
+        from .images import thumbnail
+
+        jpeg = next((t.jpeg for t in run.thumbs if t.jpeg is not None), None)
+        if jpeg is None or run.result is None or not run.result.task_id:
+            return
+        small = thumbnail(jpeg, max_side=STRIP_THUMB_SIDE, format="JPEG", quality=70)
+        with self._lock:
+            self._strip_thumbs[run.result.task_id] = small
+            while len(self._strip_thumbs) > _MAX_STRIP_THUMBS:
+                del self._strip_thumbs[next(iter(self._strip_thumbs))]
+
+    def refresh_history(self) -> None:
+        """Read the history again into the strip (records of other processes appear)."""
+        if self.history_strip is not None:
+            self.history_strip.refresh()
+
+    def _record(self, record: Record | int) -> Record:
+        if isinstance(record, Record):
+            return record
+        if isinstance(record, int) and not isinstance(record, bool):
+            if self._history is None:
+                raise ValueError("This panel keeps no history (history=False); pass a Record.")
+            return self._history.get(record)
+        raise TypeError(f"expected a history Record or a record id, not {type(record).__name__}")
+
+    def load_record(self, record: Record | int) -> None:
+        """Put a history record's prompt, action, model, count, aspect ratio and resolution
+        into the controls, and for an edit its stored input images into the inputs.
+
+        ``record`` is a :class:`~nanobanana_widgets.history.Record` (``panel.history[-1]``)
+        or a record id (the ``id N`` the strip shows). A click on Generate then sends the
+        same request again. Values the controls cannot take are named in the status area.
+        """
+        rec = self._record(record)
+        problems: list[str] = []
+        self._loading_record = True
+        try:
+            if rec.action in ACTIONS:
+                self.action = rec.action
+            else:
+                problems.append(f"action {rec.action!r} is unknown here")
+            if rec.model in MODELS:
+                self.model = rec.model
+            else:
+                problems.append(f"model {rec.model!r} is unknown here; kept {self.model}")
+            resolution = rec.resolution or DEFAULT_RESOLUTION
+            if resolution in MODELS[self.model]:
+                self.resolution = resolution
+            else:
+                problems.append(f"{self.model} cannot make {resolution} images; "
+                                f"kept {self.resolution}")
+            if MIN_COUNT <= rec.count <= MAX_COUNT:
+                self.count = rec.count
+            else:
+                problems.append(f"count {rec.count} is outside {MIN_COUNT}–{MAX_COUNT}; "
+                                f"kept {self.count}")
+            if rec.aspect_ratio is None or rec.aspect_ratio in ASPECT_RATIOS:
+                self.aspect_ratio = rec.aspect_ratio
+            else:
+                problems.append(f"aspect ratio {rec.aspect_ratio!r} is unknown here; "
+                                f"kept {self.aspect_dropdown.value}")
+            self.prompt = rec.prompt
+        finally:
+            self._loading_record = False
+        with self._lock:
+            self._load_generation += 1
+            generation = self._load_generation
+        extra = ""
+        if rec.action == "edit":
+            entries, missing = self._record_inputs(rec)
+            problems.extend(missing)
+            n = len(entries)
+            extra = f", with its {n} input image{'s' if n != 1 else ''}"
+            if all(jpeg is not None for _label, _source, jpeg in entries):
+                self._set_loaded_inputs(generation, entries)
+            else:  # some have no stored thumbnail (URLs): make them off the kernel's thread
+                with self._lock:
+                    self._inputs = []
+                self._render_inputs()
+                extra += " (loading…)"
+                self._submit_job(self._set_loaded_inputs, generation, entries)
+        verb = "Edit" if self.action == "edit" else "Generate"
+        self.notify(f"Loaded id {rec.id} into the controls ({record_summary(rec)}){extra}. "
+                    f"Click {verb} to run it again.", "info")
+        for problem in problems:
+            self.notify(f"Loading id {rec.id}: {problem}.", "warning")
+
+    def _record_inputs(self, rec: Record) -> tuple[list[tuple[str, Any, bytes | None]],
+                                                    list[str]]:
+        """``(label, source, thumbnail)`` for each stored input, and what is missing."""
+        entries: list[tuple[str, Any, bytes | None]] = []
+        missing: list[str] = []
+        for k, inp in enumerate(rec.inputs):
+            label = f"id {rec.id} input {k + 1}"
+            if inp.url is not None:
+                entries.append((label, inp.url, inp.thumbnail))
+            elif inp.path is not None and inp.path.is_file():
+                entries.append((label, inp.path, inp.thumbnail))
+            else:
+                missing.append(f"{label} is missing from the history folder "
+                               f"({self._history.folder if self._history else 'no history'}) "
+                               "and was left out")
+        return entries, missing
+
+    def _set_loaded_inputs(self, generation: int,
+                           entries: list[tuple[str, Any, bytes | None]]) -> None:
+        items: list[_Input] = []
+        for label, source, jpeg in entries:
+            if jpeg is not None:
+                items.append(_Input(label=label, source=source, jpeg=jpeg))
+                continue
+            item = self._make_input(label, source)
+            if item is not None:
+                items.append(item)
+        with self._lock:
+            if generation != self._load_generation:
+                return  # another record was loaded meanwhile
+            self._inputs = items
+        self._render_inputs()
+
+    def use_record_as_input(self, record: Record | int) -> None:
+        """Add the (first) image of a history record that succeeded to the edit inputs and
+        switch to Edit. The history's local copy is used when it has one, else the URL."""
+        rec = self._record(record)
+        if rec.status != "succeeded" or not rec.results:
+            raise ValueError(f"id {rec.id} has no image to use as an input (it is {rec.status})")
+        image = rec.results[0]
+        source: Any = image.path if image.local else image.url
+        label = f"id {rec.id} result"
+        jpeg = image.thumbnail or self._strip_thumb(rec)
+        if jpeg is not None:
+            with self._lock:
+                self._inputs.append(_Input(label=label, source=source, jpeg=jpeg))
+            self._render_inputs()
+        else:
+            self._submit_job(self._add_labelled_inputs, [(label, source)])
+        self.action = "edit"
+        self.notify(f"Added the image of id {rec.id} as an input; switched to Edit.", "info")
+
+    def _add_labelled_inputs(self, pairs: Sequence[tuple[str, Any]]) -> None:
+        items = [item for label, source in pairs
+                 if (item := self._make_input(label, source)) is not None]
+        with self._lock:
+            self._inputs.extend(items)
+        self._render_inputs()
 
     # --- running -----------------------------------------------------------------------
 
@@ -509,6 +701,25 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         if isinstance(run.error, _PanelMistake):
             self.notify(str(run.error), "error")
             return
+        try:
+            self._show_run_outcome(run)
+        finally:
+            self._refresh_strip_after(run)
+
+    def _refresh_strip_after(self, run: PanelRun) -> None:
+        """Show the finished run in the history strip (its record is written by now)."""
+        if self.history_strip is None or self._closed:
+            return
+        try:
+            if run.status == "done":
+                self._remember_strip_thumb(run)
+            self.history_strip.refresh()
+        except Exception as exc:  # the run's outcome is shown; say why the strip is not
+            _log.debug("refreshing the history strip failed", exc_info=True)
+            self.notify(f"The history strip could not be updated: {describe_error(exc)}",
+                        "warning")
+
+    def _show_run_outcome(self, run: PanelRun) -> None:
         if run.status == "done" and run.result is not None:
             with self._lock:
                 self._results.append(run.result)
@@ -617,6 +828,8 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             return
         self.resolution_dropdown.options = allowed
         self.resolution_dropdown.value = DEFAULT_RESOLUTION
+        if self._loading_record:
+            return  # load_record sets the resolution next and names any problem itself
         self.notify(
             f"{model} supports only {', '.join(allowed)}: resolution changed from {current} to "
             f"{DEFAULT_RESOLUTION}.", "warning",
@@ -662,23 +875,28 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
 
     def _make_inputs(self, sources: Iterable[tuple[int, Any]]) -> list[_Input]:
         """Check and thumbnail each source; report the unusable ones by name."""
-        from .images import thumbnail
-
         items: list[_Input] = []
         for index, source in sources:
-            label = _label_for(source, index)
-            try:
-                if isinstance(source, Result):
-                    source = source.image
-                jpeg = thumbnail(source, max_side=INPUT_THUMB_SIDE)
-            except Exception as exc:
-                problem = describe_error(exc)
-                if not isinstance(exc, ImageInputError) or label not in problem:
-                    problem = f"Input image {label} cannot be used: {problem}"
-                self.notify(problem, "error")
-                continue
-            items.append(_Input(label=label, source=source, jpeg=jpeg))
+            item = self._make_input(_label_for(source, index), source)
+            if item is not None:
+                items.append(item)
         return items
+
+    def _make_input(self, label: str, source: Any) -> _Input | None:
+        """One checked, thumbnailed input, or ``None`` (reported) when it is unusable."""
+        from .images import thumbnail
+
+        try:
+            if isinstance(source, Result):
+                source = source.image
+            jpeg = thumbnail(source, max_side=INPUT_THUMB_SIDE)
+        except Exception as exc:
+            problem = describe_error(exc)
+            if not isinstance(exc, ImageInputError) or label not in problem:
+                problem = f"Input image {label} cannot be used: {problem}"
+            self.notify(problem, "error")
+            return None
+        return _Input(label=label, source=source, jpeg=jpeg)
 
     # --- rendering ----------------------------------------------------------------------
 
@@ -700,9 +918,19 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             parts.append(f'<div class="nbw-msg nbw-msg-{level}">{html.escape(text)}</div>')
         self.status_area.value = "".join(parts)
 
+    def _render_upload_label(self, n: int) -> None:
+        """Make the upload button read "Add images (n)" with n the number of inputs."""
+        wanted = f"nbw-upload-n{n}" if n <= MAX_IMAGES else "nbw-upload-many"
+        for name in list(self.upload._dom_classes):
+            if name.startswith("nbw-upload-") and name != wanted:
+                self.upload.remove_class(name)
+        if wanted not in self.upload._dom_classes:
+            self.upload.add_class(wanted)
+
     def _render_inputs_hint(self) -> None:
         with self._lock:
             n = len(self._inputs)
+        self._render_upload_label(n)
         if self.action == "edit":
             text = (f"{n} input image{'s' if n != 1 else ''}" if n
                     else "Add at least one image to edit")
@@ -884,6 +1112,27 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             f"inputs={len(self._inputs)}, runs={len(self._runs)}, "
             f"results={len(self._results)})"
         )
+
+
+def _choose_history(history: History | bool | None) -> History | None:
+    """The history a panel records into: the given one, the default one, or none."""
+    if history is False:
+        return None
+    if history is None or history is True:
+        from .helpers import HISTORY_ENV
+
+        off = os.environ.get(HISTORY_ENV, "1").strip().lower() in ("0", "off", "false", "no")
+        if off and history is None:
+            return None
+        from .history import default_history
+
+        return default_history()
+    if not isinstance(history, History):
+        raise TypeError(
+            f"PromptPanel(history=...) takes a History, None (the default history) or False "
+            f"(record nothing), not {type(history).__name__}."
+        )
+    return history
 
 
 class _PanelMistake(NanoBananaError, ValueError):
