@@ -1247,10 +1247,9 @@ class History(HistoryView):
         for pos, item in jobs:
             url = item if isinstance(item, str) else item.url
             try:
-                cached = None if isinstance(item, str) else item._cache.get("data")
-                data = cached if cached is not None else download(url)
-                if not isinstance(item, str):
-                    item._cache.setdefault("data", data)
+                # A GeneratedImage shares one download with whoever else shows it (the grid,
+                # the panel): its bytes() waits for a fetch already under way.
+                data = download(url) if isinstance(item, str) else item.bytes()
                 meta = _image_meta(rec, pos, url, prompts.get(pos, ""))
                 try:
                     stored = embed_metadata(data, meta)

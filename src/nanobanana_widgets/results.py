@@ -6,6 +6,7 @@ as API.md describes, since the service sends no status field.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,17 +131,20 @@ class GeneratedImage:
     _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def bytes(self, *, max_bytes: int | None = None, timeout: float | None = None) -> bytes:
-        """The image file's bytes (downloaded on first use, then kept)."""
-        if "data" not in self._cache:
-            from .images import download
+        """The image file's bytes (downloaded on first use, then kept).
 
-            kwargs: dict[str, Any] = {}
-            if max_bytes is not None:
-                kwargs["max_bytes"] = max_bytes
-            if timeout is not None:
-                kwargs["timeout"] = timeout
-            self._cache["data"] = download(self.url, **kwargs)
-        return self._cache["data"]
+        Threads asking at the same time share one download: the first one fetches, the
+        others wait for it and get its bytes (or its error).
+        """
+        data = self._cache.get("data")
+        if data is not None:
+            return data
+        kwargs: dict[str, Any] = {}
+        if max_bytes is not None:
+            kwargs["max_bytes"] = max_bytes
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        return _fetch_once(self.url, self._cache, kwargs)
 
     def pil(self) -> PILImage.Image:
         """The image as a ``PIL.Image`` (downloaded on first use)."""
@@ -187,6 +191,56 @@ class GeneratedImage:
 
     def __repr__(self) -> str:
         return f"GeneratedImage(url={_short_url(self.url)!r}, prompt={self.prompt[:60]!r})"
+
+
+class _Flight:
+    """One image's download in progress: the callers waiting for it and how it ended."""
+
+    __slots__ = ("callers", "error", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.callers = 0
+        self.error: Exception | None = None
+
+
+# Downloads in progress, keyed by the id of the image's byte cache (copies made with
+# dataclasses.replace share that dict, so they share the download too). An entry lives only
+# while some thread is inside _fetch_once for it, so an id is never reused meanwhile. Kept
+# out of the dataclass so that images stay picklable.
+_FLIGHTS: dict[int, _Flight] = {}
+_FLIGHTS_LOCK = threading.Lock()
+
+
+def _fetch_once(url: str, cache: dict[str, bytes], kwargs: dict[str, Any]) -> bytes:
+    """Download ``url`` into ``cache["data"]`` once, however many threads ask at once."""
+    key = id(cache)
+    with _FLIGHTS_LOCK:
+        flight = _FLIGHTS.get(key)
+        if flight is None:
+            flight = _FLIGHTS[key] = _Flight()
+        flight.callers += 1
+    try:
+        with flight.lock:
+            data = cache.get("data")
+            if data is not None:
+                return data
+            if flight.error is not None:  # the download this caller waited for failed
+                raise flight.error
+            from .images import download
+
+            try:
+                data = download(url, **kwargs)
+            except Exception as exc:  # shared with the callers already waiting
+                flight.error = exc
+                raise
+            cache["data"] = data
+            return data
+    finally:
+        with _FLIGHTS_LOCK:
+            flight.callers -= 1
+            if flight.callers == 0:
+                del _FLIGHTS[key]
 
 
 @dataclass(frozen=True)
