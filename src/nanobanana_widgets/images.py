@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import re
 import secrets
 import struct
 import threading
@@ -31,7 +32,7 @@ import warnings
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -80,9 +81,16 @@ _ACCEPTED: Final = (
     "http(s) URL, a data:image/...;base64 URI, a FileUpload value or a result."
 )
 
-# Pillow work happens under one lock so that the warnings filter we install around it
-# (``warnings.catch_warnings`` is process-global) is never interleaved between threads.
-_PILLOW_LOCK = threading.RLock()
+# Pillow's own warnings (decompression bomb, corrupt EXIF, palette transparency, ...) are
+# kept quiet while our Pillow work runs: our checks turn the real problems into errors.
+# One shared filter entry, put in front of ``warnings.filters`` by the first caller and taken
+# out by the last, does that without serialising the work itself (``catch_warnings`` swaps
+# the process-wide filter list, so concurrent uses of it would need one lock around all
+# decoding). The entry only matches warnings raised inside Pillow's modules.
+_QUIET_ENTRY: Final = ("ignore", None, Warning, re.compile(r"PIL(?:\.|\Z)"), 0)
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_quiet_lists: list[list[Any]] = []  # every filter list the entry was put into
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 
@@ -90,14 +98,46 @@ _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 # --- small helpers ---------------------------------------------------------------------
 
 
+def _filter_list() -> list[Any]:
+    return cast("list[Any]", warnings.filters)  # a list at run time (typeshed: Sequence)
+
+
+def _filters_changed() -> None:
+    changed = getattr(warnings, "_filters_mutated", None)  # what filterwarnings() calls
+    if changed is not None:
+        changed()
+
+
+def _drop_quiet_entry(filters: list[Any]) -> None:
+    for i in range(len(filters) - 1, -1, -1):
+        if filters[i] is _QUIET_ENTRY:
+            del filters[i]
+
+
 @contextlib.contextmanager
 def _quiet_pillow() -> Iterator[None]:
-    """Serialize Pillow work and keep its warnings (decompression bomb, corrupt EXIF,
-    palette transparency) from escaping: our own checks turn the real problems into
-    errors."""
-    with _PILLOW_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    """Keep Pillow's warnings from escaping while the block runs (re-entrant, and blocks in
+    several threads run at the same time)."""
+    global _quiet_users
+    with _quiet_lock:
+        _quiet_users += 1
+        filters = _filter_list()
+        # Checked on every entry: a ``catch_warnings`` ending in another thread may have put
+        # back a filter list without the entry.
+        if not any(f is _QUIET_ENTRY for f in filters):
+            filters.insert(0, _QUIET_ENTRY)
+            _quiet_lists.append(filters)
+            _filters_changed()
+    try:
         yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0:
+                for filters in (*_quiet_lists, _filter_list()):
+                    _drop_quiet_entry(filters)
+                _quiet_lists.clear()
+                _filters_changed()
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -868,7 +908,32 @@ def _download_error(url: str, problem: str, *, status_code: int | None = None,
     return DownloadError(message, status_code=status_code)
 
 
+def _missing_end(data: bytes) -> str | None:
+    """What a PNG or JPEG lacks when its last bytes never arrived (``None`` when whole).
+
+    Cheap, without decoding: a PNG ends with its ``IEND`` chunk (Pillow's ``verify`` walks
+    the chunks but accepts a cut inside IEND's checksum), a JPEG's scan data ends with the
+    EOI marker (Pillow's ``verify`` checks nothing for JPEG; entropy-coded data never holds
+    ``FF D9``, so the first one after the start of scan is the end).
+    """
+    kind = extension_for(data)
+    if kind == ".png":
+        end = data.rfind(b"IEND")
+        if end < len(_PNG_SIGNATURE) + 4 or len(data) < end + 8:
+            return "it ends before the PNG's IEND chunk"
+    elif kind == ".jpg":
+        scan = 2  # headers our walker cannot follow: look anywhere after SOI
+        for marker, _start, stop in _jpeg_segments(data):
+            if marker == 0xDA:
+                scan = stop
+        if data.find(b"\xff\xd9", scan) < 0:
+            return "it ends before the JPEG's end-of-image marker"
+    return None
+
+
 def _verify_image(data: bytes, url: str) -> None:
+    """Refuse what is not a whole image: Pillow's ``verify()`` (headers and structure, no
+    decoding) plus the end-of-file check of :func:`_missing_end`."""
     if not data:
         raise _download_error(url, "the server sent an empty body")
     with _quiet_pillow():
@@ -883,7 +948,16 @@ def _verify_image(data: bytes, url: str) -> None:
             what = f"text ({text!r}…)" if text is not None else f"bytes starting {data[:8]!r}"
             raise _download_error(url, f"the content is not an image but {what}") from None
         except (OSError, ValueError, SyntaxError, struct.error, EOFError, zlib.error) as exc:
-            raise _download_error(url, f"the image is damaged ({exc})") from None
+            reason = str(exc) or type(exc).__name__
+            if "truncated" in reason.lower():
+                raise _download_error(url, f"the image is truncated ({reason})",
+                                      hint="The file on the server is incomplete; try again "
+                                           "later.") from None
+            raise _download_error(url, f"the image is damaged ({reason})") from None
+    missing = _missing_end(data)
+    if missing is not None:
+        raise _download_error(url, f"the image is truncated: {missing}",
+                              hint="The file on the server is incomplete; try again later.")
 
 
 def download(
