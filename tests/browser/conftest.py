@@ -171,7 +171,9 @@ def browser(browser_home: Path) -> Iterator[Any]:
     expect.set_options(timeout=30_000)
 
     with sync_playwright() as pw:
-        env = isolated_environment(browser_home / "chromium")
+        env: dict[str, str | float | bool] = {
+            **isolated_environment(browser_home / "chromium")
+        }
         chromium = pw.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, env=env
         )
@@ -221,12 +223,17 @@ def server(
 @pytest.fixture
 def nb(
     request: pytest.FixtureRequest, page: Any, server: JupyterServer, notebook_dir: Path
-) -> NotebookPage:
-    """A notebook page on this test's front end; notebooks are named after the test."""
-    return NotebookPage(
+) -> Iterator[NotebookPage]:
+    """A notebook page on this test's front end; notebooks are named after the test.
+
+    Afterwards the page is closed before the server's kernels are shut down, so the page
+    cannot start a new kernel for a session it sees vanish.
+    """
+    yield NotebookPage(
         page, server, notebook_dir, safe_name(request.node.name),
         dialogs=request.node.stash[DIALOGS_KEY],
     )
+    page.context.close()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pytest
 try:
     from playwright.sync_api import expect
 except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
-    expect = None
+    expect = None  # type: ignore[assignment]
 
 from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage

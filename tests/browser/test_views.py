@@ -18,7 +18,7 @@ from .notebook_page import NotebookPage
 try:
     from playwright.sync_api import expect
 except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
-    expect = None
+    expect = None  # type: ignore[assignment]
 
 pytestmark = pytest.mark.browser
 
