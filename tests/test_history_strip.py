@@ -62,7 +62,7 @@ def row_html(row: w.Box) -> str:
 
 
 def row_buttons(row: w.Box) -> dict[str, w.Button]:
-    return {b.description: b for b in row.children[1:]}
+    return {b.description: b for box in row.children[1:] for b in box.children}
 
 
 def strip_html(panel: PromptPanel) -> str:

@@ -603,6 +603,34 @@ def test_mistakes_before_sending(panel: PromptPanel, emulator: Emulator) -> None
     assert panel.runs == []  # no progress rows for runs that never started
 
 
+def test_upload_button_counts_the_input_images(panel: PromptPanel) -> None:
+    # ipywidgets labels the button with the size of its own value, which the panel empties
+    # at once ("Add images (0)"); a class picks a label with the number of inputs instead.
+    def label_classes() -> list[str]:
+        return [c for c in panel.upload._dom_classes if c.startswith("nbw-upload-")]
+
+    assert "nbw-upload" in panel.upload._dom_classes
+    assert label_classes() == ["nbw-upload-n0"]
+    panel.upload.value = [upload_entry("a.png", image_bytes()),
+                          upload_entry("b.png", image_bytes(color="red"))]
+    panel.wait_idle(10)
+    assert panel.upload.value == () and label_classes() == ["nbw-upload-n2"]
+    input_cards(panel)[0].children[1].click()  # Remove
+    assert label_classes() == ["nbw-upload-n1"]
+    panel.inputs = [image_bytes()] * 17
+    assert label_classes() == ["nbw-upload-many"]
+    panel.clear_inputs_button.click()
+    assert label_classes() == ["nbw-upload-n0"]
+    css = panel.shortcut._css
+    assert '.nbw-panel button.nbw-upload.nbw-upload-n2::after { content: "Add images (2)"; }' in css
+    assert "font-size: 0;" in css
+
+
+def test_wrapped_text_gets_an_ordinary_line_height(panel: PromptPanel) -> None:
+    css = re.sub(r"\s+", " ", panel.shortcut._css)
+    assert ".nbw-panel .widget-html-content { line-height: 1.4; }" in css
+
+
 def test_bad_uploads_are_named_and_left_out(panel: PromptPanel) -> None:
     good = image_bytes("PNG", color="purple")
     noisy = Image.frombytes("RGB", (200, 200), random.Random(1).randbytes(200 * 200 * 3))

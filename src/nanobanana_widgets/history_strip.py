@@ -131,15 +131,19 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         self._closed = False
 
         # Shared by every row: one layout/style model each instead of one per widget.
+        # flex 0 0 auto: rows keep their height in the scrolling list instead of being
+        # squeezed into it (ipywidgets boxes would then scroll inside each row).
         self._row_layout = w.Layout(display="flex", flex_flow="row wrap", align_items="center",
-                                    width="100%")
+                                    justify_content="flex-end", width="100%", flex="0 0 auto")
         self._info_layout = w.Layout(flex="1 1 260px", min_width="0")
-        self._button_layout = w.Layout(width="auto", flex="0 0 auto")
+        self._actions_layout = w.Layout(display="flex", flex_flow="column",
+                                        align_items="stretch", flex="0 0 auto", width="auto")
+        self._button_layout = w.Layout(width="auto")
         self._button_style = w.ButtonStyle()
         self._html_style = HTMLStyle()
         self._shared: list[w.Widget] = [self._row_layout, self._info_layout,
-                                        self._button_layout, self._button_style,
-                                        self._html_style]
+                                        self._actions_layout, self._button_layout,
+                                        self._button_style, self._html_style]
 
         self.title = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.refresh_button = w.Button(
@@ -337,21 +341,26 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
 
     def _make_row(self, rec: Record, markup: str, usable: bool) -> w.Box:
         info = w.HTML(markup, layout=self._info_layout, style=self._html_style)
-        children: list[w.Widget] = [info]
-        if usable and self._on_use is not None:
-            use = w.Button(description="Use as input", icon="arrow-up",
-                           tooltip=f"Add the image of id {rec.id} to the edit inputs and "
-                                   "switch to Edit",
-                           layout=self._button_layout, style=self._button_style)
-            use.on_click(self._guarded(lambda: self._call(self._on_use, rec)))
-            children.append(use)
+        buttons: list[w.Widget] = []
         if self._on_load is not None:
             load = w.Button(description="Load", icon="reply",
                             tooltip=f"Put the prompt and parameters of id {rec.id} "
                                     "(and its input images) back into the controls",
                             layout=self._button_layout, style=self._button_style)
             load.on_click(self._guarded(lambda: self._call(self._on_load, rec)))
-            children.append(load)
+            buttons.append(load)
+        if usable and self._on_use is not None:
+            use = w.Button(description="Use as input", icon="arrow-up",
+                           tooltip=f"Add the image of id {rec.id} to the edit inputs and "
+                                   "switch to Edit",
+                           layout=self._button_layout, style=self._button_style)
+            use.on_click(self._guarded(lambda: self._call(self._on_use, rec)))
+            buttons.append(use)
+        children: list[w.Widget] = [info]
+        if buttons:
+            actions = w.Box(buttons, layout=self._actions_layout)
+            actions.add_class("nbw-hs-actions")
+            children.append(actions)
         row = w.Box(children, layout=self._row_layout)
         row.add_class("nbw-hs-item")
         if rec.status in RECORD_STATUSES:
@@ -390,7 +399,9 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
     def _close_row(row: w.Box) -> None:
         children: Sequence[w.Widget] = row.children
         for child in children:
-            child.close()  # their shared layout and style stay open for the other rows
+            for grandchild in getattr(child, "children", ()):
+                grandchild.close()
+            child.close()  # their shared layouts and styles stay open for the other rows
         row.close()
 
     def close(self) -> None:
