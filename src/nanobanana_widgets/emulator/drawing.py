@@ -158,9 +158,13 @@ def render_generate(prompt: str, size: tuple[int, int], *, index: int = 0, count
             draw.polygon([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], fill=colour)
     # a translucent panel behind the text keeps it legible over any shapes
     panel = (w // 14, h // 5, w - w // 14, h - h // 5)
-    overlay = Image.new("L", size, 0)
-    ImageDraw.Draw(overlay).rounded_rectangle(panel, radius=short // 30, fill=150)
-    img.paste((0, 0, 0), (0, 0), overlay)
+    # the mask covers only the panel's box (pasting a whole-image mask, zero outside the
+    # panel, gave the same pixels at twice the cost)
+    box = (panel[0], panel[1], panel[2] + 1, panel[3] + 1)
+    overlay = Image.new("L", (box[2] - box[0], box[3] - box[1]), 0)
+    ImageDraw.Draw(overlay).rounded_rectangle(
+        (0, 0, panel[2] - panel[0], panel[3] - panel[1]), radius=short // 30, fill=150)
+    img.paste((0, 0, 0), box, overlay)
     font = _font(max(12, short // 12))
     lines = _wrap(prompt, font, panel[2] - panel[0] - short // 20, max_lines=6)
     _text_block(draw, lines, font, panel, fill=(255, 255, 255), shadow=(0, 0, 0))
