@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -194,18 +195,42 @@ def test_sync_and_callback_together_are_refused(client: Client, emulator: Emulat
 # --- token and base URL ----------------------------------------------------------------
 
 
-def test_missing_token_raises_before_any_request(emulator: Emulator) -> None:
-    c = Client(base_url=emulator.base_url)
+def test_missing_token_raises_before_any_request() -> None:
+    # The real service's address: had anything been sent, this sandbox has no network and
+    # the error would be a connection error, not MissingTokenError.
+    c = Client()
     with pytest.raises(MissingTokenError) as info:
         c.generate("a cat")
     message = str(info.value)
     assert "ACEDATACLOUD_API_TOKEN" in message
     assert "use_emulator" in message
-    assert emulator.submissions == 0
-    assert emulator.lookups == 0
     with pytest.raises(MissingTokenError):
         c.task("abc")
-    assert emulator.lookups == 0
+    with pytest.raises(MissingTokenError):
+        Client(base_url="https://proxy.example.com").submit("a cat")
+
+
+def test_a_loopback_base_url_without_a_token_reaches_the_local_emulator(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 2's acceptance: the module function against a running emulator, no token."""
+    from nanobanana_widgets import generate, helpers
+    from nanobanana_widgets.images import read_metadata
+
+    monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)
+    helpers.set_default_client(None)
+    try:
+        r = generate("a red fox")
+        assert r.image.pil().size == (1024, 1024)
+        saved = r.image.save(tmp_path)
+        assert read_metadata(saved)["prompt"] == "a red fox"
+        assert emulator.submissions == 1
+        assert "<img" in r._repr_html_()
+    finally:
+        client = helpers._default
+        helpers.set_default_client(None)
+        if client is not None:
+            client.close()
 
 
 def test_token_and_base_url_are_read_at_the_first_request(

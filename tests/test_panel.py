@@ -550,7 +550,9 @@ def test_rate_limited_after_retries(emulator: Emulator,
 
 
 def test_missing_token(emulator: Emulator, make_panel: Callable[..., PromptPanel]) -> None:
-    client = Client(base_url=emulator.base_url)  # no token anywhere (conftest clears the env)
+    # No token anywhere (conftest clears the env) and the real service's address: a loopback
+    # address would be taken for a local emulator, which needs no token.
+    client = Client()
     try:
         panel = make_panel(client, prompt="hello")
         run = click_and_wait(panel)

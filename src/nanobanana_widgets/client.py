@@ -359,6 +359,9 @@ class Client:
             if self._token is None:
                 raw = self._token_arg if self._token_arg is not None else os.environ.get(TOKEN_ENV)
                 token = (raw or "").strip()
+                if not token and _is_loopback(self._base_url):
+                    # Only a local emulator can live on loopback: it takes any token.
+                    token = LOOPBACK_PLACEHOLDER_TOKEN
                 if not token:
                     raise MissingTokenError()
                 if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in token):
@@ -1221,6 +1224,24 @@ class Client:
 
 
 # --- helpers -----------------------------------------------------------------------------
+
+
+LOOPBACK_PLACEHOLDER_TOKEN = "offline-emulator"
+"""Sent when no token is set and the base URL is a loopback address (a local emulator)."""
+
+
+def _is_loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (127.0.0.0/8, ``localhost`` or ``::1``)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_base_url(url: str) -> str:
