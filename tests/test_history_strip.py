@@ -490,3 +490,43 @@ def test_history_env_switch_turns_the_default_off(client: Client, emulator: Emul
     assert panel.history is None
     assert click_and_wait(panel).status == "done"
     assert not (Path.cwd() / ".nanobanana").exists()
+
+
+# --- the strip on its own ------------------------------------------------------------------
+
+
+def test_strip_alone_without_callbacks_and_with_an_extra_thumbnail(history: History) -> None:
+    from nanobanana_widgets.history_strip import HistoryStrip
+
+    request = ImageRequest("generate", "not downloaded yet")
+    image = GeneratedImage(url="http://127.0.0.1:9/later.png", prompt=request.prompt,
+                           task_id="t-later", request=request)
+    history.add(request, Result(task_id="t-later", trace_id=None, request=request,
+                                images=(image,)))
+    jpeg = image_bytes("JPEG", size=(40, 30), color="purple")
+    seen: list[str] = []
+
+    def extra(rec: Any) -> bytes | None:
+        seen.append(rec.task_id)
+        return jpeg
+
+    strip = HistoryStrip(history, extra_thumb=extra, page_size=5)
+    try:
+        (row,) = strip.rows
+        assert row.children[1:] == ()  # no callbacks, no buttons
+        assert seen == ["t-later"]
+        assert base64.b64encode(jpeg).decode() in row_html(row)
+        with pytest.raises(ValueError, match="page_size"):
+            HistoryStrip(history, page_size=0)
+    finally:
+        strip.close()
+
+
+def test_the_panel_keeps_a_small_thumbnail_of_its_results_for_the_strip(
+        panel: PromptPanel, history: History) -> None:
+    panel.prompt = "a glass of water"
+    run = click_and_wait(panel)
+    assert run.result is not None
+    thumb = panel._strip_thumb(history[-1])
+    assert thumb is not None and thumb[:2] == b"\xff\xd8"
+    assert max(Image.open(io.BytesIO(thumb)).size) <= 128

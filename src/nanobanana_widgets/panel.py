@@ -5,7 +5,9 @@ picker, model / count / aspect ratio / resolution, a Generate button, a progress
 run, result thumbnails and a status area. Clicks return at once; the work (normalising
 inputs, submitting, waiting, downloading thumbnails) runs in a thread pool through
 :class:`~nanobanana_widgets.panel_run.PanelRun`. The panel holds no HTTP code: it calls
-``client.submit(...)`` and ``task.wait(...)`` like a user would.
+``client.submit(...)`` and ``task.wait(...)`` like a user would. Every request is recorded in a
+:class:`~nanobanana_widgets.history.History` (the default one unless told otherwise), whose
+newest records the panel shows in a :class:`~nanobanana_widgets.history_strip.HistoryStrip`.
 
 Widget state holds only small JPEG thumbnails (never full-size images), so saved
 notebooks stay light. Every user-supplied string that reaches HTML is escaped.
@@ -121,7 +123,9 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
     Everything visible is reachable from Python: ``panel.prompt``, ``panel.action``,
     ``panel.model``, ``panel.count``, ``panel.aspect_ratio``, ``panel.resolution``,
     ``panel.inputs``, ``panel.run()``, ``panel.results``, ``panel.runs``,
-    ``panel.messages``, ``panel.history`` and ``panel.history_strip``.
+    ``panel.messages``, ``panel.history`` and ``panel.history_strip`` (refreshed after each
+    run of this panel; ``panel.refresh_history()`` or its Refresh button for records other
+    processes wrote).
     """
 
     _closed = False
