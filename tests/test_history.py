@@ -351,6 +351,19 @@ def test_newest_reads_one_page_newest_first(tmp_path: Path) -> None:
         h.newest(-1)
 
 
+def test_default_history_can_leave_the_default_client_alone(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from nanobanana_widgets import helpers
+    from nanobanana_widgets.history import default_history
+
+    monkeypatch.setattr(helpers, "_default", None)
+    quiet = default_history(attach=False)
+    assert helpers._default is None  # no default client was made
+    assert quiet.folder == Path.cwd() / ".nanobanana"
+    assert default_history() is quiet
+    assert helpers._default is not None and quiet._client_for(None) is helpers._default
+
+
 def test_ten_thousand_records_open_filter_and_render_paginated(tmp_path: Path) -> None:
     h = History(tmp_path / "big")
     with h.batch():

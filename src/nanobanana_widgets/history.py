@@ -1406,10 +1406,14 @@ _default_lock = threading.Lock()
 _default_history: History | None = None
 
 
-def default_history() -> History:
+def default_history(*, attach: bool = True) -> History:
     """The process's default history (``.nanobanana/`` under the working directory when
     first asked for), attached to the package's default client so that the module
-    functions, the panel and the magics are recorded."""
+    functions, the panel and the magics are recorded.
+
+    ``attach=False`` leaves the default client alone (neither made nor attached), for a
+    caller that records its own client into the default history.
+    """
     global _default_history
     from .helpers import default_client
 
@@ -1417,7 +1421,8 @@ def default_history() -> History:
         if _default_history is None:
             _default_history = History()
         history = _default_history
-    history.attach(default_client())
+    if attach:
+        history.attach(default_client())
     return history
 
 

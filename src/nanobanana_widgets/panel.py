@@ -147,7 +147,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 f"Known defaults: {', '.join(sorted(_DEFAULT_KEYS))}."
             )
         self._client = client
-        self._history: History | None = _choose_history(history)
+        self._history: History | None = _choose_history(history, client)
         self.save_dir = Path(save_dir)
         self._lock = threading.RLock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -1118,7 +1118,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         )
 
 
-def _choose_history(history: History | bool | None) -> History | None:
+def _choose_history(history: History | bool | None, client: Client | None) -> History | None:
     """The history a panel records into: the given one, the default one, or none."""
     if history is False:
         return None
@@ -1130,7 +1130,9 @@ def _choose_history(history: History | bool | None) -> History | None:
             return None
         from .history import default_history
 
-        return default_history()
+        # With a client of its own the panel attaches that one (see ``client``), and the
+        # package's default client is not made for nothing.
+        return default_history(attach=client is None)
     if not isinstance(history, History):
         raise TypeError(
             f"PromptPanel(history=...) takes a History, None (the default history) or False "
