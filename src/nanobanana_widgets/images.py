@@ -875,8 +875,11 @@ def thumbnail(
         try:
             img, _icc = _normalise_mode(_transpose(img))
             if max(img.size) > max_side:
-                img = img.copy()
-                img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+                if img is got:  # the caller's own PIL image: thumbnail() works in place
+                    img = img.copy()
+                # reducing_gap=2.0 (Pillow's default): a box reduction first, then LANCZOS;
+                # half the time of 3.0 for a 1K image, a difference no thumbnail shows
+                img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=2.0)
             if fmt == "JPEG":
                 img = _flatten(img)
                 if img.mode != "L":
