@@ -291,6 +291,12 @@ class PanelRun:
         self._render()
 
     def _render(self) -> None:
+        # Under the lock: a render computed from a stale stage (e.g. "cancelling", read just
+        # before the worker finished) must never be written after the final one.
+        with self._lock:
+            self._render_locked()
+
+    def _render_locked(self) -> None:
         esc = html.escape
         stage = self._stage
         spec = self.spec
