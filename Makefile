@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo test test-fast lint bench venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,12 @@ lint: venv
 # loop running in the main thread, which would break asyncio tests run after it.
 test: lint
 	$(BIN)/python -m pytest -m "not browser"
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m browser tests/browser
+
+# Everything but the browser suite (quicker while developing).
+test-fast: lint
+	$(BIN)/python -m pytest -m "not browser"
 
 demo: venv
 	$(BIN)/python -m nanobanana_widgets.demo
