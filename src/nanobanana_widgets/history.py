@@ -811,11 +811,15 @@ def _image_meta(rec: Mapping[str, Any], position: int, url: str, prompt: str) ->
 # --- HTML -------------------------------------------------------------------------------
 
 _STYLE = (
+    # JupyterLab's rendered-HTML tables align cells right with a more specific rule, hence
+    # !important; colours come from the theme so the table reads in light and dark.
     "<style>.nbw-history{border-collapse:collapse;font-size:12px}"
-    ".nbw-history td,.nbw-history th{border-bottom:1px solid #ddd;padding:3px 6px;"
-    "text-align:left;vertical-align:top}.nbw-history img{max-width:64px;max-height:64px}"
+    ".nbw-history td,.nbw-history th{border-bottom:1px solid var(--jp-border-color2,#ddd);"
+    "padding:3px 6px;text-align:left !important;vertical-align:top}"
+    ".nbw-history img{max-width:64px;max-height:64px}"
     ".nbw-history .p{max-width:420px;white-space:pre-wrap;word-break:break-word}"
-    ".nbw-history .failed{color:#b00}.nbw-history .succeeded{color:#070}</style>"
+    ".nbw-history .failed{color:var(--jp-error-color1,#b00)}"
+    ".nbw-history .succeeded{color:var(--jp-success-color1,#070)}</style>"
 )
 
 
