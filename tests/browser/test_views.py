@@ -1,8 +1,8 @@
 """The comparison, the grid and the history view, as they show in a browser.
 
-One notebook per front end holds all three (one kernel): two generated images compared
-(side by side, then the before/after slider moved), a 2 x 2 grid filling its cells, and the
-session history listing its records with thumbnails.
+One notebook per front end (JupyterLab, Notebook 7, Voilà) holds all three (one kernel): two
+generated images compared (side by side, then the before/after slider moved), a 2 x 2 grid
+filling its cells, and the session history listing its records with thumbnails.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ _CLIP_RIGHT = """
 """
 
 
-@pytest.mark.parametrize("frontend", ["lab", "voila"])
+@pytest.mark.parametrize("frontend", ["lab", "notebook", "voila"])
 def test_comparison_slider_grid_cells_and_history_thumbnails(
     nb: NotebookPage, frontend: str, browser_emulator: Any, screenshot: Callable[..., Path]
 ) -> None:
