@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
+
+if TYPE_CHECKING:
+    from nanobanana_widgets.panel import PromptPanel
 
 TEST_TOKEN = "test-token-7f3a9c"  # distinctive, so leak checks can look for it
 
@@ -46,3 +52,21 @@ def client(emulator: Emulator):  # type: ignore[no-untyped-def]
     c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
     yield c
     c.close()
+
+
+@pytest.fixture
+def make_panel(tmp_path: Path) -> Iterator[Callable[..., PromptPanel]]:
+    """Build panels that save into the test's folder; all are closed after the test."""
+    from nanobanana_widgets.panel import PromptPanel
+
+    panels: list[PromptPanel] = []
+
+    def make(client: Client | None = None, **kwargs: Any) -> PromptPanel:
+        kwargs.setdefault("save_dir", tmp_path / "saved")
+        panel = PromptPanel(client, **kwargs)
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()

@@ -95,21 +95,6 @@ def history(tmp_path: Path) -> Iterator[History]:
 
 
 @pytest.fixture
-def make_panel(tmp_path: Path) -> Iterator[Callable[..., PromptPanel]]:
-    panels: list[PromptPanel] = []
-
-    def make(client: Client | None = None, **kwargs: Any) -> PromptPanel:
-        kwargs.setdefault("save_dir", tmp_path / "saved")
-        panel = PromptPanel(client, **kwargs)
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
-
-
-@pytest.fixture
 def panel(client: Client, history: History,
           make_panel: Callable[..., PromptPanel]) -> PromptPanel:
     return make_panel(client, history=history)

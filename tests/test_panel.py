@@ -137,21 +137,6 @@ def requests_sent(emulator: Emulator) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def make_panel(tmp_path: Path) -> Iterator[Callable[..., PromptPanel]]:
-    panels: list[PromptPanel] = []
-
-    def make(client: Client | None = None, **kwargs: Any) -> PromptPanel:
-        kwargs.setdefault("save_dir", tmp_path / "saved")
-        panel = PromptPanel(client, **kwargs)
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
-
-
-@pytest.fixture
 def panel(client: Client, make_panel: Callable[..., PromptPanel]) -> PromptPanel:
     return make_panel(client)
 

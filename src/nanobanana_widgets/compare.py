@@ -139,21 +139,27 @@ class Side:
         return bool(self.task_id) or self.record_id is not None
 
 
-def _request_params(request: ImageRequest) -> list[tuple[str, str]]:
+def _params(action: str, model: str, aspect_ratio: str | None, resolution: str | None,
+            count: int, n_inputs: int) -> list[tuple[str, str]]:
+    """The parameters shown on a card, the defaults left out."""
     params: list[tuple[str, str]] = []
-    if request.action != "generate":
-        params.append(("action", request.action))
-    params.append(("model", request.model))
-    if request.aspect_ratio:
-        params.append(("aspect ratio", request.aspect_ratio))
-    if request.resolution:
-        params.append(("resolution", request.resolution))
-    if request.count != 1:
-        params.append(("count", str(request.count)))
-    if request.image_urls:
-        n = len(request.image_urls)
-        params.append(("inputs", f"{n} image{'s' if n != 1 else ''}"))
+    if action != "generate":
+        params.append(("action", action))
+    params.append(("model", model))
+    if aspect_ratio:
+        params.append(("aspect ratio", aspect_ratio))
+    if resolution:
+        params.append(("resolution", resolution))
+    if count != 1:
+        params.append(("count", str(count)))
+    if n_inputs:
+        params.append(("inputs", f"{n_inputs} image{'s' if n_inputs != 1 else ''}"))
     return params
+
+
+def _request_params(request: ImageRequest) -> list[tuple[str, str]]:
+    return _params(request.action, request.model, request.aspect_ratio, request.resolution,
+                   request.count, len(request.image_urls))
 
 
 def _elapsed(seconds: float | None) -> list[tuple[str, str]]:
@@ -161,18 +167,8 @@ def _elapsed(seconds: float | None) -> list[tuple[str, str]]:
 
 
 def _record_side(rec: Record, label: str) -> Side:
-    params: list[tuple[str, str]] = []
-    if rec.action != "generate":
-        params.append(("action", rec.action))
-    params.append(("model", rec.model))
-    if rec.aspect_ratio:
-        params.append(("aspect ratio", rec.aspect_ratio))
-    if rec.resolution:
-        params.append(("resolution", rec.resolution))
-    if rec.count != 1:
-        params.append(("count", str(rec.count)))
-    if rec.inputs:
-        params.append(("inputs", f"{len(rec.inputs)} image{'s' if len(rec.inputs) != 1 else ''}"))
+    params = _params(rec.action, rec.model, rec.aspect_ratio, rec.resolution, rec.count,
+                     len(rec.inputs))
     if rec.status != "succeeded":
         params.append(("status", rec.status))
     if rec.rating:
