@@ -43,6 +43,7 @@ import ipywidgets as w
 from .display import data_uri, safe_link, thumbnail_data_uri
 from .errors import InvalidParameterError, NanoBananaError
 from .results import GeneratedImage, ImageRequest, Result
+from .view_sync import ViewSync
 
 if TYPE_CHECKING:
     from .history import History, Record
@@ -426,7 +427,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
             children.append(self.view_toggle)
         else:
             self.view_toggle = None
-        children += [self.cards_box, self.slider_box, self.diff, self.status]
+        children += [self.cards_box, self.slider_box, self.diff, self.status, ViewSync(self)]
         super().__init__(children, layout=w.Layout(width="100%", max_width="100%",
                                                    overflow="hidden"))
         self.add_class("nbw-cmp")

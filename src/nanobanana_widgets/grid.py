@@ -68,6 +68,7 @@ from .errors import (
 from .models import ACTIONS, ASPECT_RATIOS, DEFAULT_MODEL, MODELS, RESOLUTIONS, validate_request
 from .panel_run import describe_error
 from .results import ImageRequest, Result
+from .view_sync import ViewSync
 
 if TYPE_CHECKING:
     from .client import Client, Progress, Task
@@ -387,7 +388,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         self._cell_widgets: dict[Cell, w.HTML] = {}
         self.matrix = self._build_matrix()
         super().__init__(
-            [w.HTML(stylesheet(), layout=w.Layout(display="none")), self.title,
+            [w.HTML(stylesheet(), layout=w.Layout(display="none")), ViewSync(self), self.title,
              self.plan_line, self.budget_row, self.status_row, self.matrix],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
@@ -663,7 +664,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         if self._cancel.is_set():
             self._finish(slot, CancelledError("Not sent: the grid was cancelled first."))
             return
-        self._cell_widgets[cell].value = _waiting_html("sending…")
+        self._show_progress(cell, "sending…")
         try:
             task = client.submit(
                 cell.prompt, action=self.plan.action,
@@ -692,7 +693,7 @@ class Grid(w.VBox):  # type: ignore[misc]
                 outcome = exc
             self._finish(slot, outcome)
         else:
-            self._cell_widgets[cell].value = _waiting_html("waiting 0 s")
+            self._show_progress(cell, "waiting 0 s")
 
     def _tag(self, task: Task, slot: _Slot) -> None:
         history = self._history
@@ -749,7 +750,14 @@ class Grid(w.VBox):  # type: ignore[misc]
             seconds = int(progress.elapsed)
             if self._shown_seconds.get(cell) != seconds:
                 self._shown_seconds[cell] = seconds
-                self._cell_widgets[cell].value = _waiting_html(f"waiting {seconds} s")
+                self._show_progress(cell, f"waiting {seconds} s")
+
+    def _show_progress(self, cell: Cell, text: str) -> None:
+        """Show a cell's progress unless it has finished: a finished cell keeps its outcome
+        (checked and written under the lock that ``_finish`` takes to settle a cell)."""
+        with self._lock:
+            if cell not in self._outcomes:
+                self._cell_widgets[cell].value = _waiting_html(text)
 
     def _finish(self, slot: _Slot, outcome: Result | NanoBananaError) -> None:
         cell = slot.cell

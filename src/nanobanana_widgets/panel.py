@@ -48,6 +48,7 @@ from .models import (
 )
 from .panel_run import PanelRun, RunSpec, Thumb, describe_error
 from .results import GeneratedImage, Result
+from .view_sync import ViewSync
 
 if TYPE_CHECKING:
     from .client import Client
@@ -284,7 +285,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         self._on_action_change(None)
 
     def _layout_children(self) -> list[w.Widget]:
-        header = w.HBox([self.title, self.shortcut],
+        header = w.HBox([self.title, self.shortcut, ViewSync(self)],
                         layout=w.Layout(align_items="center", width="100%"))
         actions = w.HBox([self.generate_button, self.shortcut_hint],
                          layout=w.Layout(align_items="center", width="100%",

@@ -1,0 +1,94 @@
+"""Views never show an older state than the kernel holds.
+
+* ``ViewSync``: when a view is rendered, every widget in it (children, layouts, styles) has
+  its current state sent again, so an update the page dropped while loading is repaired.
+* A grid cell that has finished keeps its outcome when a late progress report arrives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import ipywidgets as w
+import pytest
+
+from conftest import TEST_TOKEN
+from nanobanana_widgets.client import Client, Progress
+from nanobanana_widgets.emulator import Emulator
+from nanobanana_widgets.grid import grid
+from nanobanana_widgets.view_sync import ViewSync, widget_tree
+
+
+@pytest.fixture
+def cl(emulator: Emulator) -> Iterator[Client]:
+    c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
+    yield c
+    c.close()
+
+
+def _record_sends(root: w.Widget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[w.Widget, Any]]:
+    """Swap each widget's comm ``send`` for a recorder (asserting on messages only)."""
+    sent: list[tuple[w.Widget, Any]] = []
+    for widget in widget_tree(root):
+        def send(data: Any = None, buffers: Any = None, *, _w: w.Widget = widget) -> None:
+            sent.append((_w, data))
+        monkeypatch.setattr(widget.comm, "send", send)
+    return sent
+
+
+def _render_message(sync: ViewSync) -> None:
+    """What the front end sends when the view is rendered (through ipywidgets' dispatch)."""
+    sync._handle_msg({"content": {"data": {"method": "custom",
+                                           "content": {"event": "rendered"}}},
+                      "buffers": []})
+
+
+def test_widget_tree_reaches_children_layouts_and_styles() -> None:
+    inner = w.HTML("x")
+    button = w.Button(description="b")
+    box = w.VBox([w.HBox([inner, button])])
+    found = list(widget_tree(box))
+    ids = {id(x) for x in found}
+    for widget in (box, inner, button, inner.layout, button.style, box.children[0]):
+        assert id(widget) in ids
+    assert len(found) == len(ids)  # each once
+
+
+def test_rendered_view_sends_every_widget_state_again(monkeypatch: pytest.MonkeyPatch,
+                                                       cl: Client) -> None:
+    g = grid(["a lemon", "a pear"], aspect_ratios=["1:1", "16:9"], client=cl, history=None)
+    g.wait(30)
+    sync = next(c for c in g.children if isinstance(c, ViewSync))
+    sent = _record_sends(g, monkeypatch)
+    _render_message(sync)
+    updated = {id(widget): data for widget, data in sent if data["method"] == "update"}
+    for cell in g.cells:
+        cell_widget = g.cell_widget(cell)
+        assert updated[id(cell_widget)]["state"]["value"] == cell_widget.value
+        assert "<img" in cell_widget.value
+    assert id(g.cancel_button.layout) in updated  # layouts too (display: none once done)
+    assert id(sync) not in updated
+
+
+def test_other_messages_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    box = w.VBox([w.HTML("x")])
+    sync = ViewSync(box)
+    box.children = (*box.children, sync)
+    sent = _record_sends(box, monkeypatch)
+    for content in ({"event": "x"}, "rendered"):
+        sync._handle_msg({"content": {"data": {"method": "custom", "content": content}},
+                          "buffers": []})
+    assert sent == []
+
+
+def test_finished_grid_cell_ignores_a_late_progress_report(cl: Client) -> None:
+    g = grid(["a lemon"], client=cl, history=None)
+    g.wait(30)
+    cell = g.cells[0]
+    final = g.cell_widget(cell).value
+    assert "<img" in final
+    task_id = g.results[cell].task_id  # type: ignore[union-attr]
+    assert task_id is not None
+    g._on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
+    assert g.cell_widget(cell).value == final
