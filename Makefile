@@ -17,6 +17,7 @@ venv: $(STAMP)
 lint: venv
 	$(BIN)/ruff check
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The browser suite runs in its own pytest process: Playwright's sync API keeps an event
 # loop running in the main thread, which would break asyncio tests run after it.

@@ -11,11 +11,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from nanobanana_widgets.errors import ContentRefusedError
-from nanobanana_widgets.history import History
 from nanobanana_widgets.images import thumbnail, to_image_url
-from nanobanana_widgets.models import MAX_IMAGE_BYTES
-from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result, Timings
+from nanobanana_widgets.service.errors import ContentRefusedError
+from nanobanana_widgets.service.models import MAX_IMAGE_BYTES
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result, Timings
+from nanobanana_widgets.store import History
 
 from .common import Figure, Sizes, Stopwatch, kib, median, seconds
 from .synth import camera_jpeg, photo_png

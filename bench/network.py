@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from nanobanana_widgets.client import IMAGES_PATH, TASKS_PATH, Client, Task
-from nanobanana_widgets.results import ImageRequest, Result
+from nanobanana_widgets.service.types import ImageRequest, Result
 
 from .common import (
     Figure,
@@ -107,13 +107,13 @@ def submit_all(client: Client, prompts: list[str]) -> list[Task]:
 
 def _try_grid(client: Client, prompts: list[str], timeout: float, workdir: Path
               ) -> tuple[list[Result] | None, float, float, str]:
-    """Run the cells through ``nanobanana_widgets.grid.grid``, recorded in a history in
+    """Run the cells through ``nanobanana_widgets.grid``, recorded in a history in
     ``workdir``. Returns (results, seconds until every cell's result was in Python,
     seconds until ``wait()`` returned with every cell shown, why not) — ``None`` results
     when the grid cannot be used."""
     try:
-        from nanobanana_widgets.grid import grid
-        from nanobanana_widgets.history import History
+        from nanobanana_widgets.store import History
+        from nanobanana_widgets.widgets.grid import grid
     except ImportError as exc:
         return None, 0.0, 0.0, f"`grid` not available ({exc})"
     try:

@@ -12,7 +12,7 @@ from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
 
 if TYPE_CHECKING:
-    from nanobanana_widgets.panel import PromptPanel
+    from nanobanana_widgets.widgets.panel import PromptPanel
 
 TEST_TOKEN = "test-token-7f3a9c"  # distinctive, so leak checks can look for it
 
@@ -30,11 +30,11 @@ def _isolated_environment(
 @pytest.fixture(autouse=True)
 def _fresh_defaults() -> Iterator[None]:
     """Each test starts without a default client or default history from an earlier one."""
-    from nanobanana_widgets import history
+    from nanobanana_widgets import session
 
-    history.set_default_history(None)
+    session.set_default_history(None)
     yield
-    history.set_default_history(None)
+    session.set_default_history(None)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def client(emulator: Emulator):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def make_panel(tmp_path: Path) -> Iterator[Callable[..., PromptPanel]]:
     """Build panels that save into the test's folder; all are closed after the test."""
-    from nanobanana_widgets.panel import PromptPanel
+    from nanobanana_widgets.widgets.panel import PromptPanel
 
     panels: list[PromptPanel] = []
 

@@ -20,7 +20,7 @@ from PIL import Image
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client, Progress, Task
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import (
+from nanobanana_widgets.service.errors import (
     BadRequestError,
     CancelledError,
     ContentRefusedError,
@@ -32,8 +32,8 @@ from nanobanana_widgets.errors import (
     ServerError,
     WaitTimeoutError,
 )
-from nanobanana_widgets.models import MODELS
-from nanobanana_widgets.results import ImageRequest, Result
+from nanobanana_widgets.service.models import MODELS
+from nanobanana_widgets.service.types import ImageRequest, Result
 
 
 def _submits(emulator: Emulator) -> list[dict[str, Any]]:
@@ -214,11 +214,11 @@ def test_a_loopback_base_url_without_a_token_reaches_the_local_emulator(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Issue 2's acceptance: the module function against a running emulator, no token."""
-    from nanobanana_widgets import generate, helpers
+    from nanobanana_widgets import generate, session
     from nanobanana_widgets.images import read_metadata
 
     monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)
-    helpers.set_default_client(None)
+    session.set_default_client(None)
     try:
         r = generate("a red fox")
         assert r.image.pil().size == (1024, 1024)
@@ -227,8 +227,8 @@ def test_a_loopback_base_url_without_a_token_reaches_the_local_emulator(
         assert emulator.submissions == 1
         assert "<img" in r._repr_html_()
     finally:
-        client = helpers._default
-        helpers.set_default_client(None)
+        client = session._default
+        session.set_default_client(None)
         if client is not None:
             client.close()
 

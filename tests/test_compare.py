@@ -16,11 +16,12 @@ from PIL import Image
 
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
-from nanobanana_widgets.compare import Comparison, compare, prompt_diff_html, word_diff
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import ContentRefusedError, InvalidParameterError
-from nanobanana_widgets.history import History
-from nanobanana_widgets.results import ImageRequest, Result
+from nanobanana_widgets.service.errors import ContentRefusedError, InvalidParameterError
+from nanobanana_widgets.service.types import ImageRequest, Result
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.compare import Comparison, compare
+from nanobanana_widgets.widgets.compare.comparison import prompt_diff_html, word_diff
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 IMG_SRC = re.compile(r'<img[^>]*\bsrc="(data:image/jpeg;base64,[^"]+)"')

@@ -12,8 +12,8 @@ import pytest
 from IPython.display import HTML
 from PIL import Image
 
-from nanobanana_widgets.display import image_html, render_html, result_html, show
-from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.render.results import image_html, render_html, result_html, show
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
 
 XSS_PROMPT = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
 
@@ -153,7 +153,7 @@ def test_only_http_urls_become_links() -> None:
 
 
 def test_a_result_without_images_shows_why() -> None:
-    from nanobanana_widgets.errors import ContentRefusedError
+    from nanobanana_widgets.service.errors import ContentRefusedError
 
     request = ImageRequest(action="generate", prompt="something refused")
     result = Result(task_id="t-9", trace_id="tr-9", request=request, images=(), status="failed",

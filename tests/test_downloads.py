@@ -16,13 +16,13 @@ from PIL import Image
 
 from _imagefiles import png_claiming
 from conftest import TEST_TOKEN
-from nanobanana_widgets import images
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import DownloadError, ImageInputError
-from nanobanana_widgets.grid import grid
-from nanobanana_widgets.history import History
-from nanobanana_widgets.results import GeneratedImage, Result
+from nanobanana_widgets.images import core as images
+from nanobanana_widgets.service.errors import DownloadError, ImageInputError
+from nanobanana_widgets.service.types import GeneratedImage, Result
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.grid import grid
 
 T = TypeVar("T")
 THREADS = 8

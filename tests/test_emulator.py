@@ -23,7 +23,7 @@ import requests
 from PIL import Image
 
 from nanobanana_widgets.emulator import FAULT_KINDS, Emulator, is_loopback_host
-from nanobanana_widgets.models import MAX_IMAGE_BYTES
+from nanobanana_widgets.service.models import MAX_IMAGE_BYTES
 
 TOKEN = "test-token-7f3a9c"
 AUTH = {"authorization": f"Bearer {TOKEN}"}

@@ -18,15 +18,16 @@ from PIL import Image
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import (
+from nanobanana_widgets.service.errors import (
     CancelledError,
     InvalidParameterError,
     NanoBananaError,
     ServerError,
 )
-from nanobanana_widgets.grid import Cell, Grid, cell_tag, grid, open_grid, parse_cell_tag
-from nanobanana_widgets.history import History
-from nanobanana_widgets.results import Result
+from nanobanana_widgets.service.types import Result
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.grid import Cell, Grid, grid, open_grid
+from nanobanana_widgets.widgets.grid.grid import cell_tag, parse_cell_tag
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 PROMPTS = ["a lemon on a table", "a pear on a table"]

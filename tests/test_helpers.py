@@ -12,20 +12,20 @@ import pytest
 
 import nanobanana_widgets as nb
 from conftest import TEST_TOKEN
-from nanobanana_widgets import helpers
+from nanobanana_widgets import functions, session
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import MissingTokenError
-from nanobanana_widgets.results import Result
+from nanobanana_widgets.service.errors import MissingTokenError
+from nanobanana_widgets.service.types import Result
 
 
 @pytest.fixture(autouse=True)
 def _fresh_default() -> Iterator[None]:
-    helpers.set_default_client(None)
+    session.set_default_client(None)
     yield
-    client = helpers._default
-    helpers._stop_emulator()
-    helpers.set_default_client(None)
+    client = session._default
+    session._stop_emulator()
+    session.set_default_client(None)
     if client is not None:
         client.close()
 
@@ -36,7 +36,7 @@ def test_default_client_is_lazy_and_shared_across_threads() -> None:
 
     def get() -> None:
         barrier.wait()
-        seen.append(helpers.default_client())
+        seen.append(session.default_client())
 
     threads = [threading.Thread(target=get) for _ in range(8)]
     for th in threads:
@@ -45,11 +45,11 @@ def test_default_client_is_lazy_and_shared_across_threads() -> None:
         th.join(10)
     assert len(seen) == 8
     assert all(c is seen[0] for c in seen)
-    assert helpers.default_client() is seen[0]
+    assert session.default_client() is seen[0]
 
 
 def test_default_client_needs_no_token_until_a_request(emulator: Emulator) -> None:
-    client = helpers.default_client()  # no token in the environment: still fine
+    client = session.default_client()  # no token in the environment: still fine
     assert "token=not set" in repr(client)
     with pytest.raises(MissingTokenError):
         nb.generate("a cat")
@@ -57,7 +57,7 @@ def test_default_client_needs_no_token_until_a_request(emulator: Emulator) -> No
 
 def test_module_functions_use_the_default_client(emulator: Emulator) -> None:
     client = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
-    helpers.set_default_client(client)
+    session.set_default_client(client)
     assert nb.default_client() is client
     result = nb.generate("a cat", count=2, aspect_ratio="16:9")
     assert isinstance(result, Result) and len(result) == 2
@@ -73,12 +73,12 @@ def test_module_functions_use_the_default_client(emulator: Emulator) -> None:
 
 def test_set_default_client_checks_its_argument() -> None:
     with pytest.raises(TypeError):
-        helpers.set_default_client("not a client")  # type: ignore[arg-type]
+        session.set_default_client("not a client")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("name", ["generate", "edit", "submit", "task", "tasks", "wait_all"])
 def test_helpers_have_the_client_signatures(name: str) -> None:
-    module_sig = inspect.signature(getattr(helpers, name))
+    module_sig = inspect.signature(getattr(functions, name))
     method_sig = inspect.signature(getattr(Client, name))
     method_params = list(method_sig.parameters.values())[1:]  # drop self
     assert [(p.name, p.kind, p.default) for p in module_sig.parameters.values()] == [
@@ -87,7 +87,7 @@ def test_helpers_have_the_client_signatures(name: str) -> None:
 
 
 def test_use_emulator_points_the_default_client_at_it() -> None:
-    emulator = nb.use_emulator(latency=0.0, tokens={helpers.EMULATOR_TOKEN})
+    emulator = nb.use_emulator(latency=0.0, tokens={session.EMULATOR_TOKEN})
     assert isinstance(emulator, Emulator)
     assert repr(emulator) == (
         f"offline emulator at {emulator.base_url} — images are placeholders"
@@ -102,7 +102,7 @@ def test_use_emulator_points_the_default_client_at_it() -> None:
 def test_use_emulator_wins_over_a_real_token(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ACEDATACLOUD_API_TOKEN", TEST_TOKEN)
     monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", "https://api.acedata.cloud")
-    emulator = nb.use_emulator(latency=0.0, tokens={helpers.EMULATOR_TOKEN})
+    emulator = nb.use_emulator(latency=0.0, tokens={session.EMULATOR_TOKEN})
     assert nb.default_client().base_url == emulator.base_url
     assert len(nb.generate("a cat")) == 1
     assert emulator.submissions == 1
@@ -121,7 +121,7 @@ def test_use_emulator_again_replaces_the_previous_one() -> None:
 
 
 def test_connect_without_a_token_uses_the_emulator() -> None:
-    target = helpers.connect(latency=0.0)
+    target = session.connect(latency=0.0)
     assert target.offline and isinstance(target.emulator, Emulator)
     assert nb.default_client().base_url == target.base_url == target.emulator.base_url
     assert "placeholders" in repr(target) and "nothing is billed" in target._repr_html_()
@@ -133,11 +133,11 @@ def test_connect_uses_the_demo_emulator_named_in_the_environment(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)
-    monkeypatch.setenv(helpers.OFFLINE_DEMO_ENV, "1")
-    target = helpers.connect()
+    monkeypatch.setenv(session.OFFLINE_DEMO_ENV, "1")
+    target = session.connect()
     assert target.offline and target.emulator is None
     assert target.base_url == emulator.base_url
-    assert helpers._emulator is None  # no second emulator started
+    assert session._emulator is None  # no second emulator started
     target.client.poll_interval = 0.05
     assert len(nb.generate("a cat")) == 1
     assert emulator.submissions == 1
@@ -153,7 +153,7 @@ def test_default_client_requests_are_recorded_in_the_default_history() -> None:
 
 
 def test_history_recording_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(helpers.HISTORY_ENV, "off")
+    monkeypatch.setenv(session.HISTORY_ENV, "off")
     nb.use_emulator(latency=0.0)
     nb.default_client().poll_interval = 0.05
     nb.generate("a lighthouse at dusk")
@@ -165,7 +165,7 @@ def test_connect_with_a_token_uses_the_service(
 ) -> None:
     monkeypatch.setenv("ACEDATACLOUD_API_TOKEN", TEST_TOKEN)
     monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emulator.base_url)  # stands in for it
-    backend = helpers.connect()
+    backend = session.connect()
     target = backend.client
     assert backend.kind == "service" and not backend.offline
     assert "billed" in repr(backend) and TEST_TOKEN not in repr(backend)
@@ -174,7 +174,7 @@ def test_connect_with_a_token_uses_the_service(
     target.poll_interval = 0.05
     assert len(nb.generate("a cat")) == 1
     assert emulator.submissions == 1
-    assert helpers._emulator is None
+    assert session._emulator is None
 
 
 def test_use_emulator_in_a_fresh_interpreter_exits_cleanly() -> None:

@@ -20,15 +20,15 @@ from PIL import Image
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import (
+from nanobanana_widgets.images import read_metadata
+from nanobanana_widgets.service.errors import (
     ContentRefusedError,
     ImageInputError,
     InvalidParameterError,
 )
-from nanobanana_widgets.history import History, HistoryView, Record, request_fingerprint
-from nanobanana_widgets.history_store import SCHEMA_VERSION
-from nanobanana_widgets.images import read_metadata
-from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result, Timings
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result, Timings
+from nanobanana_widgets.store import History, HistoryView, Record, request_fingerprint
+from nanobanana_widgets.store.schema import SCHEMA_VERSION
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 
@@ -145,8 +145,8 @@ def test_another_process_writes_and_two_write_at_once(tmp_path: Path) -> None:
     folder = str(tmp_path / "shared")
     writer = """
         import sys
-        from nanobanana_widgets.history import History
-        from nanobanana_widgets.results import ImageRequest
+        from nanobanana_widgets.store import History
+        from nanobanana_widgets.service.types import ImageRequest
         h = History(sys.argv[1])
         for i in range(int(sys.argv[3])):
             h.add(ImageRequest("generate", f"{sys.argv[2]} {i}"), status="succeeded")
@@ -353,15 +353,15 @@ def test_newest_reads_one_page_newest_first(tmp_path: Path) -> None:
 
 def test_default_history_can_leave_the_default_client_alone(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from nanobanana_widgets import helpers
-    from nanobanana_widgets.history import default_history
+    from nanobanana_widgets import session
+    from nanobanana_widgets.session import default_history
 
-    monkeypatch.setattr(helpers, "_default", None)
+    monkeypatch.setattr(session, "_default", None)
     quiet = default_history(attach=False)
-    assert helpers._default is None  # no default client was made
+    assert session._default is None  # no default client was made
     assert quiet.folder == Path.cwd() / ".nanobanana"
     assert default_history() is quiet
-    assert helpers._default is not None and quiet._client_for(None) is helpers._default
+    assert session._default is not None and quiet._client_for(None) is session._default
 
 
 def test_ten_thousand_records_open_filter_and_render_paginated(tmp_path: Path) -> None:
@@ -441,7 +441,7 @@ def test_resume_after_the_submitting_process_died(tmp_path: Path) -> None:
     child = """
         import os, sys
         from nanobanana_widgets.client import Client
-        from nanobanana_widgets.history import History
+        from nanobanana_widgets.store import History
         client = Client(sys.argv[2], base_url=sys.argv[1], poll_interval=0.05)
         History(sys.argv[3], client=client)
         for i in range(3):
@@ -564,20 +564,20 @@ def test_a_cancelled_wait_stays_resumable(tmp_path: Path) -> None:
 
 def test_default_history_records_the_module_functions(client: Client,
                                                       emulator: Emulator) -> None:
-    from nanobanana_widgets import helpers
-    from nanobanana_widgets.history import default_history, set_default_history
+    from nanobanana_widgets import functions, session
+    from nanobanana_widgets.session import default_history, set_default_history
 
-    helpers.set_default_client(client)
+    session.set_default_client(client)
     try:
         h = default_history()
         assert default_history() is h
         assert h.path == Path.cwd() / ".nanobanana" / "history.sqlite"
-        helpers.generate("through the module function")
+        functions.generate("through the module function")
         assert h[-1].prompt == "through the module function"
         assert h[-1].status == "succeeded"
         h.detach(client)
-        helpers.generate("not recorded")
+        functions.generate("not recorded")
         assert len(h) == 1
     finally:
-        helpers.set_default_client(None)
+        session.set_default_client(None)
         set_default_history(None)

@@ -22,14 +22,14 @@ import pytest
 from PIL import Image
 
 from conftest import TEST_TOKEN
-from nanobanana_widgets import history as history_module
+from nanobanana_widgets import session as session
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import ContentRefusedError
-from nanobanana_widgets.history import History
-from nanobanana_widgets.panel import PromptPanel
-from nanobanana_widgets.panel_run import PanelRun
-from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.service.errors import ContentRefusedError
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.panel import PromptPanel
+from nanobanana_widgets.widgets.panel.run import PanelRun
 from test_panel import (
     XSS,
     all_html,
@@ -411,8 +411,8 @@ def test_more_then_refresh_keeps_the_rows_and_their_widgets(
 def test_refresh_shows_records_written_by_another_process(
         panel: PromptPanel, history: History) -> None:
     code = textwrap.dedent(f"""
-        from nanobanana_widgets.history import History
-        from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result
+        from nanobanana_widgets.store import History
+        from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
         with History({str(history.folder)!r}) as h:
             h.add(ImageRequest("generate", "written by another kernel"), status="failed")
     """)
@@ -434,14 +434,14 @@ def test_history_false_records_nothing(client: Client, emulator: Emulator,
     assert panel.status_area.layout.display != "none"  # its layout is its own
     assert click_and_wait(panel).status == "done"
     assert emulator.submissions == 1
-    assert history_module._default_history is None
+    assert session._default_history is None
     assert not (Path.cwd() / ".nanobanana").exists()
 
 
 def test_without_a_history_the_default_one_records_the_given_client(
         client: Client, make_panel: Callable[..., PromptPanel]) -> None:
     panel = make_panel(client, prompt="kept by default")
-    default = history_module.default_history()
+    default = session.default_history()
     assert panel.history is default
     assert default.folder == Path.cwd() / ".nanobanana"
     assert click_and_wait(panel).status == "done"
@@ -454,16 +454,16 @@ def test_without_a_history_the_default_one_records_the_given_client(
 
 def test_the_default_client_is_recorded_in_the_default_history(
         client: Client, make_panel: Callable[..., PromptPanel]) -> None:
-    from nanobanana_widgets import helpers
+    from nanobanana_widgets import session
 
-    helpers.set_default_client(client)
+    session.set_default_client(client)
     try:
         panel = make_panel(prompt="on the default client")
         assert click_and_wait(panel).status == "done"
         assert panel.client is client
-        assert [r.prompt for r in history_module.default_history()] == ["on the default client"]
+        assert [r.prompt for r in session.default_history()] == ["on the default client"]
     finally:
-        helpers.set_default_client(None)
+        session.set_default_client(None)
 
 
 def test_history_env_switch_turns_the_default_off(client: Client, emulator: Emulator,
@@ -481,7 +481,7 @@ def test_history_env_switch_turns_the_default_off(client: Client, emulator: Emul
 
 
 def test_strip_alone_without_callbacks_and_with_an_extra_thumbnail(history: History) -> None:
-    from nanobanana_widgets.history_strip import HistoryStrip
+    from nanobanana_widgets.widgets.panel.strip import HistoryStrip
 
     request = ImageRequest("generate", "not downloaded yet")
     image = GeneratedImage(url="http://127.0.0.1:9/later.png", prompt=request.prompt,

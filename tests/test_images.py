@@ -30,9 +30,9 @@ from _imagefiles import (
     waves,
     with_orientation,
 )
-from nanobanana_widgets import images
-from nanobanana_widgets.errors import DownloadError, ImageInputError, InvalidParameterError
-from nanobanana_widgets.results import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.images import core as images
+from nanobanana_widgets.service.errors import DownloadError, ImageInputError, InvalidParameterError
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
 
 TOKEN = "test-token-7f3a9c"
 

@@ -21,8 +21,8 @@ from traitlets.config import Config
 import nanobanana_widgets as nb
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import ContentRefusedError
 from nanobanana_widgets.magics import MagicRequestError, MagicUsageError
+from nanobanana_widgets.service.errors import ContentRefusedError
 
 
 @pytest.fixture(scope="module")

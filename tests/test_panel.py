@@ -26,11 +26,11 @@ from PIL import Image
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import InvalidParameterError, WaitTimeoutError
-from nanobanana_widgets.models import MODELS
-from nanobanana_widgets.panel import PromptPanel
-from nanobanana_widgets.panel_run import PanelRun
-from nanobanana_widgets.results import GeneratedImage, Result
+from nanobanana_widgets.service.errors import InvalidParameterError, WaitTimeoutError
+from nanobanana_widgets.service.models import MODELS
+from nanobanana_widgets.service.types import GeneratedImage, Result
+from nanobanana_widgets.widgets.panel import PromptPanel
+from nanobanana_widgets.widgets.panel.run import PanelRun
 
 XSS = "<script>alert(1)</script> <img src=x onerror=alert(1)>"
 NEVER = float("inf")
@@ -189,7 +189,7 @@ def test_panel_is_a_vbox_with_every_control(panel: PromptPanel) -> None:
 def test_defaults_and_properties_mirror_the_controls(client: Client,
                                                      make_panel: Callable[..., PromptPanel]
                                                      ) -> None:
-    from nanobanana_widgets.history import History
+    from nanobanana_widgets.store import History
 
     history = History("kept-here")
     panel = make_panel(client, history=history, prompt="a kite", model="nano-banana-pro",
@@ -686,8 +686,8 @@ def test_partial_results_say_what_was_missing(panel: PromptPanel, emulator: Emul
 
 
 def test_data_url_images_open_full_size_on_demand(panel: PromptPanel) -> None:
-    from nanobanana_widgets.panel_run import Thumb
-    from nanobanana_widgets.results import ImageRequest
+    from nanobanana_widgets.service.types import ImageRequest
+    from nanobanana_widgets.widgets.panel.run import Thumb
 
     full = "data:image/png;base64," + base64.b64encode(image_bytes(size=(600, 400))).decode()
     request = ImageRequest(action="generate", prompt="inline")
@@ -773,7 +773,7 @@ def test_wait_on_a_run_has_a_deadline(slow: Emulator, slow_client: Client,
 
 def test_runs_are_recorded_in_the_given_history(client: Client, tmp_path: Path,
                                                 make_panel: Callable[..., PromptPanel]) -> None:
-    from nanobanana_widgets.history import History
+    from nanobanana_widgets.store import History
 
     with History(tmp_path / "history") as history:
         panel = make_panel(client, history=history, prompt="remember me")

@@ -16,7 +16,7 @@ import requests
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import (
+from nanobanana_widgets.service.errors import (
     APIConnectionError,
     APITimeoutError,
     AuthenticationError,

@@ -16,8 +16,8 @@ import pytest
 from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client, Progress
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.grid import grid
-from nanobanana_widgets.view_sync import ViewSync, widget_tree
+from nanobanana_widgets.widgets._ui import ViewSync, widget_tree
+from nanobanana_widgets.widgets.grid import grid
 
 
 @pytest.fixture
@@ -92,3 +92,38 @@ def test_finished_grid_cell_ignores_a_late_progress_report(cl: Client) -> None:
     assert task_id is not None
     g._on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
     assert g.cell_widget(cell).value == final
+
+
+def test_painter_never_puts_back_an_older_state() -> None:
+    import threading
+
+    from nanobanana_widgets.widgets._ui import Painter
+
+    painter = Painter()
+    shown: list[str] = []
+    assert painter.paint("cell", (1,), lambda: shown.append("queued"))
+    assert painter.paint("cell", (3, 0), lambda: shown.append("waiting 0 s"))
+    assert painter.paint("cell", (9,), lambda: shown.append("done"))
+    assert not painter.paint("cell", (3, 4), lambda: shown.append("waiting 4 s"))
+    assert painter.paint("cell", (9,), lambda: shown.append("done, thumbnail"))  # equal: repaint
+    assert shown == ["queued", "waiting 0 s", "done", "done, thumbnail"]
+    assert painter.version("cell") == (9,)
+    painter.forget("cell")
+    assert painter.paint("cell", (1,), lambda: shown.append("queued again"))
+
+    # From many threads at once, the last state shown is the newest one painted.
+    final: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        for step in range(200):
+            painter.paint("race", (step, n), lambda s=step: final.append(s))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert final[-1] == 199
+    assert final == sorted(final)

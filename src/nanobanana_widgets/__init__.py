@@ -12,7 +12,12 @@ The table of contents::
     NanoBananaError and subclasses                  typed errors
     connect, use_emulator                           real service with a token, else the emulator
 
-Names are imported on first use, so ``import nanobanana_widgets`` stays cheap.
+Names are imported on first use, so ``import nanobanana_widgets`` stays cheap. The package
+is layered (see ``docs/architecture.md``): ``service`` (what the service is), ``images`` and
+``client`` (I/O), ``render`` (HTML), ``store`` (the history), ``session`` and ``functions``
+(the defaults), ``widgets``, then ``magics`` and ``demo``. This module is the only one that
+sees them all: besides the names below, it wires the service layer's seams
+(:mod:`.service.seams`) to ``images`` and ``render``, lazily.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from nanobanana_widgets._aliases import install as _install_old_paths
+from nanobanana_widgets.service import seams as _seams
+from nanobanana_widgets.service.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -46,62 +53,95 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .client import Client, Task
-    from .compare import Comparison, compare
-    from .display import show
-    from .grid import Grid, grid, open_grid
-    from .helpers import (
+    from pathlib import Path
+
+    from PIL import Image as PILImage
+
+    from nanobanana_widgets.client import Client, Task
+    from nanobanana_widgets.functions import edit, generate, show, submit, task, tasks, wait_all
+    from nanobanana_widgets.images import read_metadata, to_image_url
+    from nanobanana_widgets.magics import load_ipython_extension
+    from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result, TaskRecord
+    from nanobanana_widgets.session import (
         connect,
         default_client,
-        edit,
-        generate,
+        default_history,
         set_default_client,
-        submit,
-        task,
-        tasks,
         use_emulator,
-        wait_all,
     )
-    from .history import History, default_history
-    from .images import read_metadata, to_image_url
-    from .magics import load_ipython_extension
-    from .panel import PromptPanel
-    from .results import GeneratedImage, ImageRequest, Result, TaskRecord
+    from nanobanana_widgets.store import History
+    from nanobanana_widgets.widgets.compare import Comparison, compare
+    from nanobanana_widgets.widgets.grid import Grid, grid, open_grid
+    from nanobanana_widgets.widgets.panel import PromptPanel
 
 __version__ = "0.1.0"
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
-    "PromptPanel": "panel",
-    "show": "display",
-    "compare": "compare",
-    "Comparison": "compare",
-    "open_grid": "grid",
-    "grid": "grid",
-    "Grid": "grid",
-    "History": "history",
-    "default_history": "history",
-    "connect": "helpers",
+    "PromptPanel": "widgets.panel",
+    "show": "functions",
+    "compare": "widgets.compare",
+    "Comparison": "widgets.compare",
+    "open_grid": "widgets.grid",
+    "grid": "widgets.grid",
+    "Grid": "widgets.grid",
+    # History comes through the session, which gives it the default client to look up with.
+    "History": "session",
+    "default_history": "session",
+    "connect": "session",
     "Client": "client",
     "Task": "client",
-    "generate": "helpers",
-    "edit": "helpers",
-    "submit": "helpers",
-    "task": "helpers",
-    "tasks": "helpers",
-    "wait_all": "helpers",
-    "default_client": "helpers",
-    "set_default_client": "helpers",
-    "use_emulator": "helpers",
+    "generate": "functions",
+    "edit": "functions",
+    "submit": "functions",
+    "task": "functions",
+    "tasks": "functions",
+    "wait_all": "functions",
+    "default_client": "session",
+    "set_default_client": "session",
+    "use_emulator": "session",
     "to_image_url": "images",
     "read_metadata": "images",
-    "GeneratedImage": "results",
-    "ImageRequest": "results",
-    "Result": "results",
-    "TaskRecord": "results",
+    "GeneratedImage": "service.types",
+    "ImageRequest": "service.types",
+    "Result": "service.types",
+    "TaskRecord": "service.types",
     "load_ipython_extension": "magics",
 }
+
+
+class _ResultIO:
+    """The service layer's seams, served by ``images`` and ``render`` (imported on use)."""
+
+    def download(self, url: str, **kwargs: Any) -> bytes:
+        from nanobanana_widgets.images import download
+
+        return download(url, **kwargs)
+
+    def decode(self, data: bytes) -> PILImage.Image:
+        from nanobanana_widgets.images import decode
+
+        return decode(data)
+
+    def save(self, image: GeneratedImage, data: bytes, path: str | Path) -> Path:
+        from nanobanana_widgets.images import save_generated
+
+        return save_generated(image, data, path)
+
+    def image_html(self, image: GeneratedImage) -> str:
+        from nanobanana_widgets.render.results import image_html
+
+        return image_html(image)
+
+    def result_html(self, result: Result) -> str:
+        from nanobanana_widgets.render.results import result_html
+
+        return result_html(result)
+
+
+_seams.install(_ResultIO())
+_install_old_paths()
 
 
 def __getattr__(name: str) -> Any:

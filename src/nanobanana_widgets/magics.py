@@ -16,8 +16,16 @@ from typing import Any
 
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
-from .errors import NanoBananaError
-from .models import ASPECT_RATIOS, MAX_COUNT, MIN_COUNT, MODELS, RESOLUTIONS
+from nanobanana_widgets import functions
+from nanobanana_widgets.service.errors import NanoBananaError
+from nanobanana_widgets.service.models import (
+    ASPECT_RATIOS,
+    MAX_COUNT,
+    MIN_COUNT,
+    MODELS,
+    RESOLUTIONS,
+)
+from nanobanana_widgets.session import default_history
 
 USAGE = (
     "%%nanobanana [--model NAME] [--count N] [--aspect-ratio R] [--resolution R] "
@@ -179,8 +187,6 @@ class NanoBananaMagics(Magics):
         also stores the result in the variable ``NAME``. IPython expands ``{expr}`` and
         ``$name`` in the option line as for every magic.
         """
-        from . import helpers
-
         namespace: Mapping[str, Any] = self.shell.user_ns if self.shell is not None else {}
         options = parse_options(line)
         prompt = fill_prompt(cell.strip(), namespace)
@@ -188,9 +194,9 @@ class NanoBananaMagics(Magics):
         target = options.pop("target", None)
         try:
             if inputs:
-                result = helpers.edit(prompt, inputs, **options)
+                result = functions.edit(prompt, inputs, **options)
             else:
-                result = helpers.generate(prompt, **options)
+                result = functions.generate(prompt, **options)
         except NanoBananaError as exc:
             raise MagicRequestError(exc) from exc
         if target and self.shell is not None:
@@ -200,8 +206,6 @@ class NanoBananaMagics(Magics):
     @line_magic
     def nanobanana_history(self, line: str) -> Any:
         """Show the last N records of the session history (default 10)."""
-        from .history import default_history
-
         text = line.strip()
         try:
             n = int(text or 10)

@@ -52,7 +52,7 @@ def emulator(browser_emulator: Any) -> Iterator[Any]:
 
 def read_history(nb: NotebookPage) -> list[Any]:
     """Every record of the notebook's default history, read now from its folder on disk."""
-    from nanobanana_widgets.history import History
+    from nanobanana_widgets.store import History
 
     folder = nb.folder / ".nanobanana"
     assert (folder / "history.sqlite").is_file(), f"the kernel wrote no history in {folder}"

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from nanobanana_widgets import errors as E
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.history import History
 from nanobanana_widgets.images import download, to_image_url
-from nanobanana_widgets.panel import PromptPanel
+from nanobanana_widgets.service import errors as E
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.panel import PromptPanel
 
 TOKEN = "bad-inputs-token-4c2a"
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.history import History
+from nanobanana_widgets.store import History
 
 TOKEN = "crash-token-3b8c"
 N = 8
@@ -26,7 +26,7 @@ N = 8
 WORKER = textwrap.dedent("""
     import json, sys
     from nanobanana_widgets.client import Client
-    from nanobanana_widgets.history import History
+    from nanobanana_widgets.store import History
 
     base_url, folder, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     client = Client(%(token)r, base_url=base_url, poll_interval=0.05)
@@ -40,7 +40,7 @@ WORKER = textwrap.dedent("""
 RESUMER = textwrap.dedent("""
     import json, sys
     from nanobanana_widgets.client import Client
-    from nanobanana_widgets.history import History
+    from nanobanana_widgets.store import History
 
     base_url, folder = sys.argv[1], sys.argv[2]
     client = Client(%(token)r, base_url=base_url, poll_interval=0.05)

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nanobanana_widgets.client import Client
-from nanobanana_widgets.errors import NanoBananaError
 from nanobanana_widgets.images import download, load_image, thumbnail, to_image_url
-from nanobanana_widgets.models import validate_request
-from nanobanana_widgets.results import Result, TaskRecord
+from nanobanana_widgets.service.errors import NanoBananaError
+from nanobanana_widgets.service.models import validate_request
+from nanobanana_widgets.service.types import Result, TaskRecord
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow])

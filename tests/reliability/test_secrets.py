@@ -19,13 +19,13 @@ from typing import Any, ClassVar
 import ipywidgets
 import pytest
 
-from nanobanana_widgets import helpers
+from nanobanana_widgets import functions, session
 from nanobanana_widgets.client import TOKEN_ENV, Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.errors import NanoBananaError
-from nanobanana_widgets.history import History
 from nanobanana_widgets.images import download, read_metadata
-from nanobanana_widgets.panel import PromptPanel
+from nanobanana_widgets.service.errors import NanoBananaError
+from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets.panel import PromptPanel
 
 from .conftest import png_bytes
 
@@ -202,13 +202,13 @@ def test_token_never_leaks_from_panel_history_files_logs_or_errors(
         # The default client reading the token from the environment.
         monkeypatch.setenv(TOKEN_ENV, SECRET)
         monkeypatch.setenv("ACEDATACLOUD_API_BASE_URL", emu.base_url)
-        helpers.set_default_client(None)
+        session.set_default_client(None)
         try:
-            env_result = helpers.generate("from the environment")
-            shown += [repr(helpers.default_client()), repr(env_result)]
+            env_result = functions.generate("from the environment")
+            shown += [repr(session.default_client()), repr(env_result)]
         finally:
-            helpers.default_client().close()
-            helpers.set_default_client(None)
+            session.default_client().close()
+            session.set_default_client(None)
 
         history.export(export_dir)
         assert history.flush(timeout=30)

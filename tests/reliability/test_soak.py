@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from nanobanana_widgets import helpers
+from nanobanana_widgets import functions, session
 from nanobanana_widgets.client import Client, Task
 from nanobanana_widgets.emulator.server import FAULT_KINDS
-from nanobanana_widgets.errors import NanoBananaError
-from nanobanana_widgets.history import History, Record
-from nanobanana_widgets.panel import PromptPanel
-from nanobanana_widgets.results import Result
+from nanobanana_widgets.service.errors import NanoBananaError
+from nanobanana_widgets.service.types import Result
+from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets.panel import PromptPanel
 
 from .conftest import Escapes, RecordingEmulator
 
@@ -64,11 +64,11 @@ def soak_setup(tmp_path: Path) -> Any:
     client = Client(TOKEN, base_url=emu.base_url, poll_interval=0.02, max_retries=4)
     client.backoff_base = 0.005
     history = History(tmp_path / "history", client=client)
-    helpers.set_default_client(client)
+    session.set_default_client(client)
     try:
         yield emu, client, history
     finally:
-        helpers.set_default_client(None)
+        session.set_default_client(None)
         history.close()
         client.close()
         emu.stop()
@@ -76,7 +76,7 @@ def soak_setup(tmp_path: Path) -> Any:
 
 def _submit(prompt: str, count: int) -> Task | NanoBananaError:
     try:
-        return helpers.submit(prompt, count=count)
+        return functions.submit(prompt, count=count)
     except NanoBananaError as exc:  # anything else fails the test
         return exc
 
@@ -98,7 +98,7 @@ def test_soak_200_generations_with_faults(soak_setup: Any, tmp_path: Path,
         submitted = list(pool.map(lambda i: _submit(helper_prompts[i], 2 if i % 7 == 0 else 1),
                                   range(HELPER_RUNS)))
     tasks = [t for t in submitted if isinstance(t, Task)]
-    outcomes = helpers.wait_all(tasks, timeout=60, return_exceptions=True)
+    outcomes = functions.wait_all(tasks, timeout=60, return_exceptions=True)
     assert all(isinstance(o, (Result, NanoBananaError)) for o in outcomes)
     panel.wait_idle(60)
     assert history.flush(timeout=60)

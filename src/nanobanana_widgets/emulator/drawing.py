@@ -20,7 +20,7 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from ..models import ASPECT_RATIOS
+from nanobanana_widgets.service.models import ASPECT_RATIOS
 
 __all__ = [
     "InputImage",

@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from ..errors import InvalidParameterError
-from ..models import (
+from nanobanana_widgets.service.errors import InvalidParameterError
+from nanobanana_widgets.service.models import (
     DEFAULT_ASPECT_RATIO,
     DEFAULT_MODEL,
     DEFAULT_RESOLUTION,
@@ -40,6 +40,7 @@ from ..models import (
     pixel_size,
     validate_request,
 )
+
 from .drawing import (
     InputImage,
     data_uri_size,

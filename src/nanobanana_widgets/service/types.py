@@ -8,29 +8,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, overload
 
-from .errors import NanoBananaError, error_from_body
+from nanobanana_widgets.service.errors import NanoBananaError, error_from_body
+from nanobanana_widgets.service.seams import result_io
+from nanobanana_widgets.service.status import Status, image_entries, infer_status
+from nanobanana_widgets.service.text import short_url
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
-
-Status = Literal["pending", "succeeded", "failed"]
-
-_PENDING_WORDS = frozenset({"pending", "processing", "running", "queued", "started", "submitted"})
-_FAILED_WORDS = frozenset({"failed", "failure", "error", "errored", "cancelled", "canceled"})
-_SUCCEEDED_WORDS = frozenset({"succeeded", "success", "completed", "complete", "done", "finished"})
-
-
-def _short_url(url: str, limit: int = 60) -> str:
-    if url.startswith("data:"):
-        head = url.split(",", 1)[0]
-        return f"{head},…({len(url)} chars)"
-    return url if len(url) <= limit else url[: limit - 1] + "…"
-
 
 @dataclass(frozen=True)
 class ImageRequest:
@@ -106,7 +95,7 @@ class ImageRequest:
         )
 
     def __repr__(self) -> str:
-        urls = ", ".join(_short_url(u) for u in self.image_urls)
+        urls = ", ".join(short_url(u) for u in self.image_urls)
         return (
             f"ImageRequest(action={self.action!r}, prompt={self.prompt[:60]!r}, "
             f"model={self.model!r}, count={self.count}, aspect_ratio={self.aspect_ratio!r}, "
@@ -148,13 +137,7 @@ class GeneratedImage:
 
     def pil(self) -> PILImage.Image:
         """The image as a ``PIL.Image`` (downloaded on first use)."""
-        import io
-
-        from PIL import Image
-
-        img = Image.open(io.BytesIO(self.bytes()))
-        img.load()
-        return img
+        return result_io().decode(self.bytes())
 
     def metadata(self) -> dict[str, Any]:
         """What gets embedded in a saved file: prompt, model, parameters and task id."""
@@ -171,26 +154,13 @@ class GeneratedImage:
 
     def save(self, path: str | Path) -> Path:
         """Write the image to ``path`` (a file or a folder) with its metadata embedded."""
-        from .images import extension_for, write_with_metadata
-
-        data = self.bytes()
-        target = Path(path)
-        if target.is_dir():
-            stem = f"{self.task_id or 'image'}-{self.index}"
-            ext = extension_for(data)
-            # write_with_metadata keeps PNG and JPEG as they are and converts the rest to PNG
-            target = target / f"{stem}{ext if ext in ('.png', '.jpg') else '.png'}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_with_metadata(target, data, self.metadata())
-        return target
+        return result_io().save(self, self.bytes(), path)
 
     def _repr_html_(self) -> str:
-        from .display import image_html
-
-        return image_html(self)
+        return result_io().image_html(self)
 
     def __repr__(self) -> str:
-        return f"GeneratedImage(url={_short_url(self.url)!r}, prompt={self.prompt[:60]!r})"
+        return f"GeneratedImage(url={short_url(self.url)!r}, prompt={self.prompt[:60]!r})"
 
 
 class _Flight:
@@ -227,10 +197,8 @@ def _fetch_once(url: str, cache: dict[str, bytes], kwargs: dict[str, Any]) -> by
                 return data
             if flight.error is not None:  # the download this caller waited for failed
                 raise flight.error
-            from .images import download
-
             try:
-                data = download(url, **kwargs)
+                data = result_io().download(url, **kwargs)
             except Exception as exc:  # shared with the callers already waiting
                 flight.error = exc
                 raise
@@ -311,9 +279,7 @@ class Result:
         return [image.save(Path(folder)) for image in self.images]
 
     def _repr_html_(self) -> str:
-        from .display import result_html
-
-        return result_html(self)
+        return result_io().result_html(self)
 
     def __repr__(self) -> str:
         return (
@@ -396,51 +362,6 @@ class TaskRecord:
             ),
             error=self.error(),
         )
-
-
-def image_entries(response: Mapping[str, Any] | None) -> list[tuple[str, str]]:
-    """``(image_url, prompt)`` pairs from a response's ``data`` list, skipping bad entries."""
-    if not isinstance(response, Mapping):
-        return []
-    data = response.get("data")
-    if not isinstance(data, Sequence) or isinstance(data, (str, bytes)):
-        return []
-    out = []
-    for entry in data:
-        if isinstance(entry, Mapping):
-            url = entry.get("image_url")
-            if isinstance(url, str) and url:
-                prompt = entry.get("prompt")
-                out.append((url, prompt if isinstance(prompt, str) else ""))
-    return out
-
-
-def infer_status(record: Mapping[str, Any]) -> Status:
-    """Infer a task's status from its record (API.md: there is no status field).
-
-    Failed when ``response.success`` is false or ``response.error`` is present; succeeded
-    when ``finished_at`` is set and an image URL is present; otherwise pending. A
-    ``state``/``status`` word, should one ever appear, is honoured.
-    """
-    for key in ("state", "status"):
-        word = record.get(key)
-        if isinstance(word, str):
-            w = word.lower()
-            if w in _FAILED_WORDS:
-                return "failed"
-            if w in _PENDING_WORDS:
-                return "pending"
-            if w in _SUCCEEDED_WORDS and image_entries(record.get("response")):
-                return "succeeded"
-    response = record.get("response")
-    if isinstance(response, Mapping):
-        if response.get("success") is False or response.get("error"):
-            return "failed"
-        if image_entries(response) and record.get("finished_at") is not None:
-            return "succeeded"
-        if record.get("finished_at") is not None and "data" in response:
-            return "failed"  # finished with an empty data list: nothing succeeded
-    return "pending"
 
 
 def _num(value: Any) -> float | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
-from .errors import InvalidParameterError
+from nanobanana_widgets.service.errors import InvalidParameterError
 
 Action = Literal["generate", "edit"]
 

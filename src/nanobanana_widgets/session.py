@@ -1,8 +1,11 @@
-"""Module-level functions bound to a lazily made default :class:`~.client.Client`.
+"""The session: the one place that knows the default client, history and emulator.
 
-``generate("a cat")`` works with nothing set up: the default client is created on first use
-and reads ``ACEDATACLOUD_API_TOKEN`` / ``ACEDATACLOUD_API_BASE_URL`` at its first request.
-``use_emulator()`` points it at an in-process emulator instead, to work offline.
+It reads the package's environment variables (``ACEDATACLOUD_API_TOKEN`` and
+``ACEDATACLOUD_API_BASE_URL`` through the client, at its first request;
+``NANOBANANA_HISTORY`` and ``NANOBANANA_OFFLINE_DEMO`` here) and answers "which client, which
+history?" for the module functions, the widgets and the magics. The default client is made
+on first use; ``use_emulator()`` points it at an in-process emulator to work offline, and
+``connect()`` chooses the real service when a token is set.
 """
 
 from __future__ import annotations
@@ -12,36 +15,34 @@ import html
 import logging
 import os
 import threading
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from .client import BASE_URL_ENV, TOKEN_ENV, Client, ProgressCallback, Task
-from .models import DEFAULT_MODEL
+from nanobanana_widgets.client import BASE_URL_ENV, TOKEN_ENV, Client
+from nanobanana_widgets.client.core import LOOPBACK_PLACEHOLDER_TOKEN
+from nanobanana_widgets.store import History
 
 if TYPE_CHECKING:
-    from .emulator import Emulator
-    from .errors import NanoBananaError
-    from .results import Result, TaskRecord
+    from nanobanana_widgets.emulator import Emulator
 
 __all__ = [
     "EMULATOR_TOKEN",
+    "HISTORY_ENV",
+    "OFFLINE_DEMO_ENV",
     "Backend",
+    "choose_history",
     "connect",
     "default_client",
-    "edit",
-    "generate",
+    "default_history",
+    "history_enabled",
     "set_default_client",
-    "submit",
-    "task",
-    "tasks",
+    "set_default_history",
     "use_emulator",
-    "wait_all",
 ]
 
 logger = logging.getLogger("nanobanana_widgets.client")
 
-EMULATOR_TOKEN = "offline-emulator"
+EMULATOR_TOKEN = LOOPBACK_PLACEHOLDER_TOKEN
 """The placeholder token the default client sends to the emulator (not a real token)."""
 
 _lock = threading.RLock()
@@ -74,92 +75,11 @@ def set_default_client(client: Client | None) -> None:
         _record_in_default_history()
 
 
-def submit(
-    prompt: str,
-    *,
-    action: str = "generate",
-    images: Any = None,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-) -> Task:
-    """Submit one request on the default client and return its :class:`Task` at once."""
-    return default_client().submit(
-        prompt, action=action, images=images, model=model, count=count,
-        aspect_ratio=aspect_ratio, resolution=resolution, callback_url=callback_url,
-    )
-
-
-def generate(
-    prompt: str,
-    *,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    sync: bool = False,
-) -> Result:
-    """Generate images from ``prompt`` on the default client and wait (see ``Client.generate``)."""
-    return default_client().generate(
-        prompt, model=model, count=count, aspect_ratio=aspect_ratio, resolution=resolution,
-        callback_url=callback_url, timeout=timeout, on_progress=on_progress, sync=sync,
-    )
-
-
-def edit(
-    prompt: str,
-    images: Any,
-    *,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    sync: bool = False,
-) -> Result:
-    """Edit ``images`` following ``prompt`` on the default client and wait (see ``Client.edit``)."""
-    return default_client().edit(
-        prompt, images, model=model, count=count, aspect_ratio=aspect_ratio,
-        resolution=resolution, callback_url=callback_url, timeout=timeout,
-        on_progress=on_progress, sync=sync,
-    )
-
-
-def task(task_id: str) -> TaskRecord:
-    """Look one task up on the default client."""
-    return default_client().task(task_id)
-
-
-def tasks(ids: Iterable[str]) -> list[TaskRecord]:
-    """Look many tasks up on the default client (batched, in the order of ``ids``)."""
-    return default_client().tasks(ids)
-
-
-def wait_all(
-    tasks: Iterable[Task | str],
-    *,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    return_exceptions: bool = False,
-) -> list[Result | NanoBananaError]:
-    """Wait for many tasks (those of one client; ids are attached to the default client)."""
-    return default_client().wait_all(
-        tasks, timeout=timeout, on_progress=on_progress, return_exceptions=return_exceptions,
-    )
-
-
 # --- offline work ------------------------------------------------------------------------
 
 
 def _emulator_class() -> type[Emulator]:
-    from .emulator import Emulator
+    from nanobanana_widgets.emulator import Emulator
 
     class OfflineEmulator(Emulator):
         """The emulator started by :func:`use_emulator` (its repr says what it is)."""
@@ -273,11 +193,8 @@ def connect(*, latency: float | tuple[float, float] = (1.0, 3.0), **kwargs: Any)
 
 def _record_in_default_history() -> None:
     """Attach the default history to the default client, unless switched off."""
-    if os.environ.get(HISTORY_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
-        return
-    from .history import default_history
-
-    default_history()
+    if history_enabled():
+        default_history()
 
 
 def _stop_emulator() -> None:
@@ -286,3 +203,69 @@ def _stop_emulator() -> None:
         emulator, _emulator = _emulator, None
     if emulator is not None:
         emulator.stop()
+
+
+# --- the default history -----------------------------------------------------------------
+
+_history_lock = threading.Lock()
+_default_history: History | None = None
+
+
+def history_enabled() -> bool:
+    """Whether the default client's requests are recorded (``NANOBANANA_HISTORY`` is not
+    ``0``/``off``/``false``/``no``)."""
+    return os.environ.get(HISTORY_ENV, "1").strip().lower() not in ("0", "off", "false", "no")
+
+
+def default_history(*, attach: bool = True) -> History:
+    """The process's default history (``.nanobanana/`` under the working directory when
+    first asked for), attached to the package's default client so that the module
+    functions, the panel and the magics are recorded.
+
+    ``attach=False`` leaves the default client alone (neither made nor attached), for a
+    caller that records its own client into the default history.
+    """
+    global _default_history
+    with _history_lock:
+        if _default_history is None:
+            _default_history = History()
+        history = _default_history
+    if attach:
+        history.attach(default_client())
+    return history
+
+
+def set_default_history(history: History | None) -> None:
+    """Use ``history`` as the default (``None``: a new one is opened on next use)."""
+    global _default_history
+    if history is not None and not isinstance(history, History):
+        raise TypeError(f"set_default_history() needs a History, not {type(history).__name__}")
+    with _history_lock:
+        _default_history = history
+
+
+def choose_history(history: History | bool | None, client: Client | None = None, *,
+                   owner: str = "history") -> History | None:
+    """The history a widget or helper records into: ``history`` itself when one is given,
+    none for ``False`` (or ``None`` with ``NANOBANANA_HISTORY=off``), else the default
+    history. A given ``client`` is attached to the chosen history; without one the default
+    client is attached to the default history."""
+    if history is False:
+        return None
+    if isinstance(history, History):
+        chosen: History | None = history
+    elif history is None or history is True:
+        if history is None and not history_enabled():
+            return None
+        chosen = default_history(attach=client is None)
+    else:
+        raise TypeError(
+            f"{owner}=... takes a History, None (the default history) or False "
+            f"(record nothing), not {type(history).__name__}."
+        )
+    if chosen is not None and client is not None:
+        chosen.attach(client)
+    return chosen
+
+
+History.default_client_factory = default_client

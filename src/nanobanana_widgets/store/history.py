@@ -55,10 +55,18 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
-from . import errors as _errors
-from .errors import (
+from nanobanana_widgets.images import (
+    download,
+    embed_metadata,
+    extension_for,
+    read_metadata,
+    thumbnail,
+    write_with_metadata,
+)
+from nanobanana_widgets.service import errors as _errors
+from nanobanana_widgets.service.errors import (
     CancelledError,
     ImageInputError,
     InvalidParameterError,
@@ -66,17 +74,23 @@ from .errors import (
     PossiblyBilledError,
     WaitTimeoutError,
 )
-from .history_store import HistoryStore, dumps
-from .results import GeneratedImage, ImageRequest, Result, Status, TaskRecord, Timings
+from nanobanana_widgets.service.status import Status
+from nanobanana_widgets.service.types import (
+    GeneratedImage,
+    ImageRequest,
+    Result,
+    TaskRecord,
+    Timings,
+)
+from nanobanana_widgets.store.schema import HistoryStore, dumps
 
 if TYPE_CHECKING:
     import pandas
 
-    from .client import Client, Task
+    from nanobanana_widgets.client import Client, Task
 
-__all__ = ["ErrorInfo", "History", "HistoryView", "InputImage", "Record", "RecordStatus",
-           "ReplayMode", "ResultImage", "default_history", "request_fingerprint",
-           "set_default_history"]
+__all__ = ["ErrorInfo", "History", "HistoryView", "InputImage", "Pick", "Record", "RecordStatus",
+           "ReplayMode", "ResultImage", "request_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +175,15 @@ class ResultImage:
     def local(self) -> bool:
         """Whether the downloaded copy is in the history folder."""
         return self.path is not None and self.path.is_file()
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A pick recorded by :meth:`History.record_pick` (enough to take it back)."""
+
+    record_id: int
+    line: str
+    was_favourite: bool
 
 
 @dataclass(frozen=True)
@@ -725,8 +748,6 @@ class HistoryView:
 
         Images not downloaded yet are downloaded now (and kept in the history folder).
         """
-        from .images import extension_for, read_metadata, write_with_metadata
-
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         rows: list[dict[str, Any]] = []
@@ -923,6 +944,10 @@ class History(HistoryView):
     ``include_deleted=True`` shows deleted records too.
     """
 
+    default_client_factory: ClassVar[Callable[[], Client] | None] = None
+    """Makes the client that ``resume()`` and ``rerun()`` use when none is given or
+    attached (the package's default client; set by :mod:`nanobanana_widgets.session`)."""
+
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
                  client: Client | None = None, replay: bool = False, resume: bool = False,
                  include_deleted: bool = False, busy_timeout: float = 30.0) -> None:
@@ -937,6 +962,7 @@ class History(HistoryView):
         self._futures: set[concurrent.futures.Future[None]] = set()
         self._futures_lock = threading.Lock()
         self._closed = False
+        self._tag_lock = threading.Lock()
         if client is not None:
             self.attach(client)
         if resume:
@@ -1014,9 +1040,79 @@ class History(HistoryView):
             attached = self._client_ref()
             if attached is not None:
                 return attached  # type: ignore[no-any-return]
-        from .helpers import default_client
+        factory = History.default_client_factory
+        if factory is None:
+            raise NanoBananaError(
+                "This history has no client to look tasks up with: pass client=..., or "
+                "History.attach(client) first.")
+        return factory()
 
-        return default_client()
+    # --- what the views write -------------------------------------------------------
+
+    def find(self, *, task_id: str | None = None, record_id: int | None = None
+             ) -> Record | None:
+        """The record of ``task_id`` (deleted or not), else the one with ``record_id`` when
+        its task id agrees; ``None`` when neither is recorded."""
+        if task_id:
+            rid = self._store.id_for_task(task_id)
+            if rid is not None:
+                return self.get(rid)
+        if record_id is not None:
+            try:
+                rec = self.get(record_id)
+            except KeyError:
+                return None
+            if task_id is None or rec.task_id == task_id:
+                return rec
+        return None
+
+    def tag_cell(self, grid_id: str, cell: str, *, task_id: str | None = None,
+                 request: ImageRequest | None = None) -> Record | None:
+        """Label the record of one grid cell's request: by its ``task_id``, or (a submit that
+        failed before a task id existed) the latest untagged record of the same ``request``.
+        A replayed record that already belongs to another cell keeps its place. Returns the
+        tagged record, ``None`` when there is none to tag."""
+        with self._tag_lock:
+            if task_id:
+                rec = self.find(task_id=task_id)
+                if rec is None:
+                    return None
+                if rec.grid_id and (rec.grid_id, rec.grid_cell) != (grid_id, cell):
+                    return rec  # a replayed record of another grid cell keeps its place
+                if (rec.grid_id, rec.grid_cell) == (grid_id, cell):
+                    return rec
+                return self.tag(rec, grid_id=grid_id, cell=cell)
+            if request is None:
+                return None
+            view = self.filter(fingerprint=request_fingerprint(request), task_id=None,
+                               grid_id=None)
+            if not len(view):
+                return None
+            return self.tag(view[-1], grid_id=grid_id, cell=cell)
+
+    def record_pick(self, chooser: str, picked: Record, others: Sequence[str]) -> Pick:
+        """Record that ``picked`` won a comparison ``chooser`` (its id) over ``others`` (how
+        they are named): a line in its notes and the favourite mark. Returns what
+        :meth:`withdraw_pick` needs to take it back."""
+        line = f"Picked in comparison {chooser} over {', '.join(others)}."
+        rec = self.get(picked.id)
+        self.note(rec, rec.notes + ("\n" if rec.notes else "") + line)
+        if not rec.favourite:
+            self.favourite(rec, True)
+        return Pick(record_id=rec.id, line=line, was_favourite=rec.favourite)
+
+    def withdraw_pick(self, pick: Pick) -> None:
+        """Take back a pick: its note line goes, and the favourite mark if it made it."""
+        try:
+            rec = self.get(pick.record_id)
+        except KeyError:
+            return
+        lines = rec.notes.split("\n")
+        if pick.line in lines:
+            lines.remove(pick.line)
+            self.note(rec, "\n".join(lines))
+        if not pick.was_favourite:
+            self.favourite(rec, False)
 
     # --- replay ---------------------------------------------------------------------
 
@@ -1156,8 +1252,6 @@ class History(HistoryView):
         return rid
 
     def _store_inputs(self, request: ImageRequest) -> tuple[list[dict[str, Any]], list[str]]:
-        from .images import extension_for, thumbnail
-
         items: list[dict[str, Any]] = []
         hashes: list[str] = []
         for url in request.image_urls:
@@ -1240,8 +1334,6 @@ class History(HistoryView):
 
     def _download(self, rid: int, jobs: Sequence[tuple[int, GeneratedImage | str]]) -> None:
         """Fetch, embed metadata, store by content and thumbnail each result image."""
-        from .images import download, embed_metadata, extension_for, thumbnail
-
         rows = self._store.query("SELECT * FROM requests WHERE id = ?", (rid,))
         if not rows:
             return
@@ -1401,39 +1493,3 @@ class History(HistoryView):
                 fingerprint=row["fingerprint"], replays=int(row["replays"]),
             ))
         return out
-
-
-
-# --- the default history ----------------------------------------------------------------
-
-_default_lock = threading.Lock()
-_default_history: History | None = None
-
-
-def default_history(*, attach: bool = True) -> History:
-    """The process's default history (``.nanobanana/`` under the working directory when
-    first asked for), attached to the package's default client so that the module
-    functions, the panel and the magics are recorded.
-
-    ``attach=False`` leaves the default client alone (neither made nor attached), for a
-    caller that records its own client into the default history.
-    """
-    global _default_history
-    from .helpers import default_client
-
-    with _default_lock:
-        if _default_history is None:
-            _default_history = History()
-        history = _default_history
-    if attach:
-        history.attach(default_client())
-    return history
-
-
-def set_default_history(history: History | None) -> None:
-    """Use ``history`` as the default (``None``: a new one is opened on next use)."""
-    global _default_history
-    if history is not None and not isinstance(history, History):
-        raise TypeError(f"set_default_history() needs a History, not {type(history).__name__}")
-    with _default_lock:
-        _default_history = history

@@ -36,17 +36,24 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import ipywidgets as w
 
-from .display import data_uri, safe_link, thumbnail_data_uri
-from .errors import InvalidParameterError, NanoBananaError
-from .results import GeneratedImage, ImageRequest, Result
-from .view_sync import ViewSync
-
-if TYPE_CHECKING:
-    from .history import History, Record
+from nanobanana_widgets.images import read_metadata
+from nanobanana_widgets.render.results import (
+    data_uri,
+    describe_source,
+    safe_link,
+    thumbnail_data_uri,
+)
+from nanobanana_widgets.render.styles import style_element
+from nanobanana_widgets.service.errors import InvalidParameterError, NanoBananaError, describe_error
+from nanobanana_widgets.service.text import parse_data_uri
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.session import default_history
+from nanobanana_widgets.store import History, HistoryView, Pick, Record
+from nanobanana_widgets.widgets._ui import ViewSync
 
 __all__ = ["Comparison", "Side", "compare", "prompt_diff_html", "word_diff"]
 
@@ -55,18 +62,7 @@ _log = logging.getLogger(__name__)
 THUMB_SIDE = 512
 """Longest side, in pixels, of the JPEG thumbnails a comparison keeps in widget state."""
 
-_STATIC = Path(__file__).parent / "static"
-_CSS_TEXT: str | None = None
-
 DiffOp = Literal["equal", "delete", "insert"]
-
-
-def stylesheet() -> str:
-    """The comparison and grid stylesheet as a ``<style>`` element (read once)."""
-    global _CSS_TEXT
-    if _CSS_TEXT is None:
-        _CSS_TEXT = (_STATIC / "compare.css").read_text(encoding="utf-8")
-    return f"<style>{_CSS_TEXT}</style>"
 
 
 # --- word diff ---------------------------------------------------------------------------
@@ -237,10 +233,7 @@ def _meta_side(source: Any, label: str, name: str, meta: dict[str, Any]) -> Side
 
 
 def _other_side(source: Any, label: str) -> Side:
-    from .display import _describe
-    from .images import read_metadata
-
-    name = _describe(source)
+    name = describe_source(source)
     meta: dict[str, Any] = {}
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -254,8 +247,6 @@ def _other_side(source: Any, label: str) -> Side:
 
 
 def _is_record(x: Any) -> bool:
-    from .history import Record
-
     return isinstance(x, Record)
 
 
@@ -276,8 +267,6 @@ def _side(x: Any, label: str) -> Side:
 
 def _edit_sides(x: Any, labels: Sequence[str]) -> list[Side] | None:
     """Input and output of one edit (record or result), or ``None`` when ``x`` is no edit."""
-    from .images import read_metadata
-
     if _is_record(x):
         rec: Record = x
         if rec.action != "edit" or not rec.inputs:
@@ -300,9 +289,7 @@ def _edit_sides(x: Any, labels: Sequence[str]) -> list[Side] | None:
         if isinstance(src, Path):
             meta = read_metadata(src)
         elif isinstance(src, str) and src.startswith("data:"):
-            from .history import _decode_data_uri
-
-            decoded = _decode_data_uri(src)
+            decoded = parse_data_uri(src)
             meta = read_metadata(decoded[0]) if decoded else {}
     except Exception:
         meta = {}
@@ -325,8 +312,6 @@ def _record_of_edit(x: Any, history: History | None) -> Record | None:
             and any(u.startswith("sha256:") for u in x.request.image_urls)):
         return None
     if history is None:
-        from .history import default_history
-
         history = default_history()
     found = history.filter(task_id=x.task_id)
     return found[0] if len(found) else None
@@ -338,8 +323,6 @@ def _default_labels(n: int) -> list[str]:
 
 
 def _expand(items: Sequence[Any]) -> list[Any]:
-    from .history import HistoryView
-
     if len(items) == 1 and isinstance(items[0], (list, tuple, HistoryView)):
         return list(items[0])
     return list(items)
@@ -375,7 +358,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self._history = history
         self._lock = threading.Lock()
         self._picked: int | None = None
-        self._applied: dict[int, tuple[bool, str]] = {}  # record id -> (was favourite, note)
+        self._picks: list[Pick] = []  # recorded picks, taken back when the pick changes
         self._thumbs: list[str | None] = []
         self._problems: list[str | None] = []
         self._aspect: list[tuple[int, int] | None] = []
@@ -415,8 +398,8 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self.slider_box = w.VBox([self._clip, self._stage, self.slider],
                                  layout=w.Layout(width="100%", display="none"))
         self.slider.observe(self._on_slide, names="value")
-        children: list[w.Widget] = [w.HTML(stylesheet(), layout=w.Layout(display="none")),
-                                    self.title]
+        style = w.HTML(style_element("compare"), layout=w.Layout(display="none"))
+        children: list[w.Widget] = [style, self.title]
         if len(self.sides) == 2:
             self.view_toggle = w.ToggleButtons(
                 options=[("Side by side", "side"), ("Slider", "slider")], value="side",
@@ -447,8 +430,6 @@ class Comparison(w.VBox):  # type: ignore[misc]
                     uri = thumbnail_data_uri(side.source, max_side=THUMB_SIDE)
                 size = _jpeg_size(uri)
             except Exception as exc:  # a card that says why, never a traceback
-                from .panel_run import describe_error
-
                 problem = f"Could not show this image: {describe_error(exc)}"
         self._thumbs.append(uri)
         self._problems.append(problem)
@@ -631,8 +612,6 @@ class Comparison(w.VBox):  # type: ignore[misc]
         try:
             self.pick(i)
         except Exception as exc:  # a click never loses its error: it goes to the status
-            from .panel_run import describe_error
-
             self._set_status(f"Could not record the pick: {describe_error(exc)}", "nbw-warn")
 
     def pick(self, which: int | str) -> str:
@@ -667,25 +646,14 @@ class Comparison(w.VBox):  # type: ignore[misc]
             return self._history
         if not self._any_recordable():
             return None
-        from .history import default_history
-
         return default_history()
 
     def _find(self, history: History, side: Side) -> Record | None:
-        if side.task_id:
-            found = history.filter(task_id=side.task_id)
-            if len(found):
-                return found[0]
-            if self._history is None:
-                return None
-        if side.record_id is not None and self._history is not None:
-            try:
-                rec = history.get(side.record_id)
-            except KeyError:
-                return None
-            if side.task_id is None or rec.task_id == side.task_id:
-                return rec
-        return None
+        if side.task_id is None and side.record_id is None:
+            return None
+        if self._history is None:  # the default history: only what a task id names
+            return history.find(task_id=side.task_id) if side.task_id else None
+        return history.find(task_id=side.task_id, record_id=side.record_id)
 
     def _record(self, i: int, previous: int | None) -> tuple[str, str]:
         side = self.sides[i]
@@ -708,34 +676,16 @@ class Comparison(w.VBox):  # type: ignore[misc]
                     continue
                 other = self._find(history, s) if s.recordable else None
                 others.append(f"#{other.id} ({s.label})" if other is not None else s.label)
-            line = f"Picked in comparison {self.id} over {', '.join(others)}."
-            notes = rec.notes + ("\n" if rec.notes else "") + line
-            history.note(rec, notes)
-            if not rec.favourite:
-                history.favourite(rec, True)
-            self._applied[rec.id] = (rec.favourite, line)
+            self._picks.append(history.record_pick(self.id, rec, others))
         except (NanoBananaError, KeyError, OSError, ValueError) as exc:
-            from .panel_run import describe_error
-
             return f"{label} picked, but the history could not record it: " \
                    f"{describe_error(exc)}", "nbw-warn"
         return (f"{label} picked: recorded in the history (record #{rec.id} marked favourite, "
                 "with a note).", "nbw-ok")
 
     def _undo(self, history: History) -> None:
-        for rid, (was_favourite, line) in list(self._applied.items()):
-            try:
-                rec = history.get(rid)
-            except KeyError:
-                self._applied.pop(rid, None)
-                continue
-            lines = rec.notes.split("\n")
-            if line in lines:
-                lines.remove(line)
-                history.note(rec, "\n".join(lines))
-            if not was_favourite:
-                history.favourite(rec, False)
-            self._applied.pop(rid, None)
+        while self._picks:
+            history.withdraw_pick(self._picks.pop())
 
     def __repr__(self) -> str:
         labels = ", ".join(s.label for s in self.sides)

@@ -20,7 +20,6 @@ import concurrent.futures
 import html
 import itertools
 import logging
-import os
 import threading
 import time
 import uuid
@@ -31,12 +30,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ipywidgets as w
 
-from .errors import ImageInputError, InvalidParameterError, NanoBananaError, WaitTimeoutError
-from .history import History, Record
-from .history_strip import THUMB_SIDE as STRIP_THUMB_SIDE
-from .history_strip import HistoryStrip, record_summary
-from .keys import SubmitKeys
-from .models import (
+from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.service.errors import (
+    ImageInputError,
+    InvalidParameterError,
+    NanoBananaError,
+    WaitTimeoutError,
+    describe_error,
+)
+from nanobanana_widgets.service.models import (
     ACTIONS,
     ASPECT_RATIOS,
     DEFAULT_MODEL,
@@ -46,12 +48,17 @@ from .models import (
     MIN_COUNT,
     MODELS,
 )
-from .panel_run import PanelRun, RunSpec, Thumb, describe_error
-from .results import GeneratedImage, Result
-from .view_sync import ViewSync
+from nanobanana_widgets.service.types import GeneratedImage, Result
+from nanobanana_widgets.session import choose_history, default_client
+from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._ui import ViewSync
+from nanobanana_widgets.widgets.panel.keys import SubmitKeys
+from nanobanana_widgets.widgets.panel.run import PanelRun, RunSpec, Thumb
+from nanobanana_widgets.widgets.panel.strip import THUMB_SIDE as STRIP_THUMB_SIDE
+from nanobanana_widgets.widgets.panel.strip import HistoryStrip, record_summary
 
 if TYPE_CHECKING:
-    from .client import Client
+    from nanobanana_widgets.client import Client
 
 __all__ = ["PromptPanel"]
 
@@ -148,7 +155,7 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
                 f"Known defaults: {', '.join(sorted(_DEFAULT_KEYS))}."
             )
         self._client = client
-        self._history: History | None = _choose_history(history, client)
+        self._history: History | None = choose_history(history, client, owner="PromptPanel(history")
         self.save_dir = Path(save_dir)
         self._lock = threading.RLock()
         self._executor = concurrent.futures.ThreadPoolExecutor(
@@ -448,8 +455,6 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         """The client runs go through (the package's default client unless one was given)."""
         with self._lock:
             if self._client is None:
-                from .helpers import default_client
-
                 self._client = default_client()
             client = self._client
             if self._history is not None and not self._history_attached:
@@ -476,8 +481,6 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             return self._strip_thumbs.get(record.task_id or "")
 
     def _remember_strip_thumb(self, run: PanelRun) -> None:
-        from .images import thumbnail
-
         jpeg = next((t.jpeg for t in run.thumbs if t.jpeg is not None), None)
         if jpeg is None or run.result is None or not run.result.task_id:
             return
@@ -889,8 +892,6 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
 
     def _make_input(self, label: str, source: Any) -> _Input | None:
         """One checked, thumbnailed input, or ``None`` (reported) when it is unusable."""
-        from .images import thumbnail
-
         try:
             if isinstance(source, Result):
                 source = source.image
@@ -1051,8 +1052,6 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
         jpeg = thumb.jpeg
         if jpeg is None:
             raise ImageInputError(label, "it could not be downloaded")
-        from .images import thumbnail
-
         small = thumbnail(jpeg, max_side=INPUT_THUMB_SIDE)
         with self._lock:
             self._inputs.append(_Input(label=label, source=image, jpeg=small))
@@ -1117,29 +1116,6 @@ class PromptPanel(w.VBox):  # type: ignore[misc]
             f"inputs={len(self._inputs)}, runs={len(self._runs)}, "
             f"results={len(self._results)})"
         )
-
-
-def _choose_history(history: History | bool | None, client: Client | None) -> History | None:
-    """The history a panel records into: the given one, the default one, or none."""
-    if history is False:
-        return None
-    if history is None or history is True:
-        from .helpers import HISTORY_ENV
-
-        off = os.environ.get(HISTORY_ENV, "1").strip().lower() in ("0", "off", "false", "no")
-        if off and history is None:
-            return None
-        from .history import default_history
-
-        # With a client of its own the panel attaches that one (see ``client``), and the
-        # package's default client is not made for nothing.
-        return default_history(attach=client is None)
-    if not isinstance(history, History):
-        raise TypeError(
-            f"PromptPanel(history=...) takes a History, None (the default history) or False "
-            f"(record nothing), not {type(history).__name__}."
-        )
-    return history
 
 
 class _PanelMistake(NanoBananaError, ValueError):

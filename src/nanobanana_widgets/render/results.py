@@ -10,14 +10,17 @@ reads well in light and dark themes and outside JupyterLab.
 
 from __future__ import annotations
 
-import base64
 import html
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .results import GeneratedImage, Result
+from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.service.errors import NanoBananaError
+from nanobanana_widgets.service.text import data_uri as _encode_data_uri
+from nanobanana_widgets.service.text import squash
+from nanobanana_widgets.service.types import GeneratedImage, Result
 
 if TYPE_CHECKING:
     from IPython.display import HTML
@@ -63,8 +66,6 @@ def thumbnail_data_uri(
     ``source`` is anything :func:`nanobanana_widgets.images.thumbnail` accepts; a
     :class:`GeneratedImage` is downloaded once (its bytes are kept).
     """
-    from .images import thumbnail
-
     if isinstance(source, Result):
         source = source.image
     if isinstance(source, GeneratedImage):
@@ -76,7 +77,7 @@ def thumbnail_data_uri(
 def data_uri(data: bytes, format: str = "JPEG") -> str:
     """``data:image/<format>;base64,...`` for already encoded image bytes."""
     mime = "jpeg" if format.upper() in ("JPEG", "JPG") else format.lower()
-    return f"data:image/{mime};base64,{base64.b64encode(data).decode('ascii')}"
+    return _encode_data_uri(data, f"image/{mime}")
 
 
 def safe_link(url: str | None) -> str | None:
@@ -101,10 +102,7 @@ class _Item:
 
 
 def _short_prompt(prompt: str) -> str:
-    prompt = " ".join(prompt.split())
-    if len(prompt) <= _CAPTION_PROMPT_CHARS:
-        return prompt
-    return prompt[: _CAPTION_PROMPT_CHARS - 1] + "…"
+    return squash(prompt, _CAPTION_PROMPT_CHARS)
 
 
 def _image_item(image: GeneratedImage, *, numbered: bool = False) -> _Item:
@@ -134,7 +132,8 @@ def _result_items(result: Result) -> list[_Item]:
     return items
 
 
-def _describe(source: Any) -> str:
+def describe_source(source: Any) -> str:
+    """A short label for an image source (file name, URL, size, type)."""
     if isinstance(source, (str, Path)):
         text = str(source)
         if text.startswith("data:"):
@@ -167,7 +166,7 @@ def _items(x: Any) -> Iterator[_Item]:
             yield from _items(part)
     else:
         link = safe_link(x) if isinstance(x, str) else None
-        yield _Item(source=x, title=_describe(x), link=link)
+        yield _Item(source=x, title=describe_source(x), link=link)
 
 
 # --- HTML ------------------------------------------------------------------------------
@@ -226,8 +225,6 @@ def _grid(items: list[_Item], *, columns: int | None, max_side: int, captions: b
 
 
 def _plain(exc: BaseException) -> str:
-    from .errors import NanoBananaError
-
     if isinstance(exc, NanoBananaError):
         return str(exc)
     text = str(exc).strip()

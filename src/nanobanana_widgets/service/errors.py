@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from nanobanana_widgets.service.text import short_repr
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -33,6 +35,7 @@ __all__ = [
     "ServerError",
     "TaskFailedError",
     "WaitTimeoutError",
+    "describe_error",
     "error_from_response",
 ]
 
@@ -116,7 +119,7 @@ class InvalidParameterError(NanoBananaError, ValueError):
         self.field = field
         self.value = value
         self.allowed = tuple(allowed) if allowed is not None else None
-        shown = _short(value)
+        shown = short_repr(value)
         message = f"Invalid {field}: {shown}."
         if self.allowed:
             message += " Allowed values: " + ", ".join(str(a) for a in self.allowed) + "."
@@ -393,6 +396,12 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def describe_error(exc: BaseException) -> str:
+    """The exception in plain words: its message (with trace id when known), no traceback."""
+    if isinstance(exc, NanoBananaError):
+        return str(exc)
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if isinstance(exc, (OSError, ValueError, TypeError)) and text:
+        return f"{text} ({name})"
+    return f"Unexpected error ({name}): {text}" if text else f"Unexpected error ({name})."

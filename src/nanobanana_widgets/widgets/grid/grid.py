@@ -47,7 +47,6 @@ import html
 import itertools
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -57,22 +56,31 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import ipywidgets as w
 
-from .compare import stylesheet
-from .display import data_uri, safe_link, thumbnail_data_uri
-from .errors import (
+from nanobanana_widgets.images import thumbnail, to_image_urls
+from nanobanana_widgets.render.results import data_uri, safe_link, thumbnail_data_uri
+from nanobanana_widgets.render.styles import style_element
+from nanobanana_widgets.service.errors import (
     CancelledError,
     InvalidParameterError,
     NanoBananaError,
     WaitTimeoutError,
+    describe_error,
 )
-from .models import ACTIONS, ASPECT_RATIOS, DEFAULT_MODEL, MODELS, RESOLUTIONS, validate_request
-from .panel_run import describe_error
-from .results import ImageRequest, Result
-from .view_sync import ViewSync
+from nanobanana_widgets.service.models import (
+    ACTIONS,
+    ASPECT_RATIOS,
+    DEFAULT_MODEL,
+    MODELS,
+    RESOLUTIONS,
+    validate_request,
+)
+from nanobanana_widgets.service.types import ImageRequest, Result
+from nanobanana_widgets.session import choose_history, default_client, default_history
+from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._ui import ViewSync
 
 if TYPE_CHECKING:
-    from .client import Client, Progress, Task
-    from .history import History, Record
+    from nanobanana_widgets.client import Client, Progress, Task
 
 __all__ = ["Cell", "Grid", "GridPlan", "grid", "open_grid"]
 
@@ -236,8 +244,6 @@ def make_plan(prompts: Any, models: Any = None, aspect_ratios: Any = None,
         raise InvalidParameterError("action", action, ACTIONS)
     images: tuple[str, ...] = ()
     if fixed.get("images") is not None:
-        from .images import to_image_urls
-
         images = tuple(to_image_urls(fixed["images"]))
     columns: tuple[Column, ...] = tuple(itertools.product(model_axis, ratio_axis, res_axis))
     for model, ratio, res in columns:
@@ -388,8 +394,8 @@ class Grid(w.VBox):  # type: ignore[misc]
         self._cell_widgets: dict[Cell, w.HTML] = {}
         self.matrix = self._build_matrix()
         super().__init__(
-            [w.HTML(stylesheet(), layout=w.Layout(display="none")), ViewSync(self), self.title,
-             self.plan_line, self.budget_row, self.status_row, self.matrix],
+            [w.HTML(style_element("compare"), layout=w.Layout(display="none")), ViewSync(self),
+             self.title, self.plan_line, self.budget_row, self.status_row, self.matrix],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
 
@@ -571,8 +577,6 @@ class Grid(w.VBox):  # type: ignore[misc]
         its latest recorded run; cells never recorded say so; an unknown id raises
         ``KeyError``."""
         if history is None:
-            from .history import default_history
-
             history = default_history()
         latest: dict[str, Record] = {}
         for rec in history.grid(grid_id):
@@ -620,8 +624,6 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     def _client_now(self) -> Client:
         if self._client is None:
-            from .helpers import default_client
-
             self._client = default_client()
         if self._history is not None:
             self._history.attach(self._client)
@@ -696,38 +698,21 @@ class Grid(w.VBox):  # type: ignore[misc]
             self._show_progress(cell, "waiting 0 s")
 
     def _tag(self, task: Task, slot: _Slot) -> None:
-        history = self._history
-        if history is None:
+        if self._history is None:
             return
         try:
-            found = history.filter(task_id=task.id)
-            if len(found):
-                rec = found[0]
-                if rec.grid_id and (rec.grid_id, rec.grid_cell) != (self.id, slot.tag):
-                    return  # a replayed record of another grid cell keeps its place
-                if (rec.grid_id, rec.grid_cell) == (self.id, slot.tag):
-                    return
-            history.tag(task, grid_id=self.id, cell=slot.tag)
+            self._history.tag_cell(self.id, slot.tag, task_id=task.id)
         except Exception as exc:  # the grid still runs; only reopening loses the cell
             _log.warning("grid %s: could not tag task %s in the history: %s", self.id,
                          task.id, exc)
 
     def _tag_failure(self, slot: _Slot, error: NanoBananaError) -> None:
         """Tag the record the history wrote for a submit that failed (no task handle)."""
-        history = self._history
-        if history is None:
+        if self._history is None:
             return
-        from .history import request_fingerprint
-
         try:
-            with self._lock:
-                if error.task_id:
-                    history.tag(error.task_id, grid_id=self.id, cell=slot.tag)
-                    return
-                fp = request_fingerprint(self.plan.request(slot.cell))
-                view = history.filter(fingerprint=fp, task_id=None, grid_id=None)
-                if len(view):
-                    history.tag(view[-1], grid_id=self.id, cell=slot.tag)
+            self._history.tag_cell(self.id, slot.tag, task_id=error.task_id,
+                                   request=self.plan.request(slot.cell))
         except Exception as exc:
             _log.warning("grid %s: could not tag a failed submit in the history: %s",
                          self.id, exc)
@@ -873,8 +858,6 @@ class Grid(w.VBox):  # type: ignore[misc]
 
 
 def _record_images(rec: Record) -> list[tuple[str | None, str | None, str | None]]:
-    from .images import thumbnail
-
     side = CELL_THUMB_SIDE if len(rec.results) == 1 else 160
     out: list[tuple[str | None, str | None, str | None]] = []
     for r in rec.results:
@@ -931,18 +914,6 @@ def _plan_from_records(grid_id: str, records: dict[str, Record]) -> GridPlan:
 # --- the function ------------------------------------------------------------------------
 
 
-def _history_for(history: History | None) -> History | None:
-    if history is not None:
-        return history
-    from .helpers import HISTORY_ENV
-
-    if os.environ.get(HISTORY_ENV, "1").strip().lower() in ("0", "off", "false", "no"):
-        return None
-    from .history import default_history
-
-    return default_history()
-
-
 def grid(prompts: Any = None, models: Any = None, aspect_ratios: Any = None,
          resolutions: Any = None, repeats: int = 1, *, client: Client | None = None,
          history: History | None = None, max_calls: int = DEFAULT_MAX_CALLS,
@@ -963,9 +934,7 @@ def grid(prompts: Any = None, models: Any = None, aspect_ratios: Any = None,
     if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 0:
         raise InvalidParameterError("max_calls", max_calls, None,
                                     hint="a whole number of paid generations, 0 or more")
-    chosen = _history_for(history)
-    if chosen is not None and client is not None:
-        chosen.attach(client)
+    chosen = choose_history(history, client)
     return Grid(plan, client=client, history=chosen, max_calls=max_calls, confirm=confirm)
 
 

@@ -18,11 +18,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import ipywidgets as w
 
-from .errors import CancelledError, NanoBananaError, TaskFailedError, WaitTimeoutError
-from .results import GeneratedImage, Result
+from nanobanana_widgets.images import thumbnail, to_image_url
+from nanobanana_widgets.service.errors import (
+    CancelledError,
+    TaskFailedError,
+    WaitTimeoutError,
+    describe_error,
+)
+from nanobanana_widgets.service.types import GeneratedImage, Result
 
 if TYPE_CHECKING:
-    from .client import Client, Progress, Task
+    from nanobanana_widgets.client import Client, Progress, Task
 
 __all__ = ["PanelRun", "RunSpec", "RunStage", "Thumb", "describe_error"]
 
@@ -38,17 +44,6 @@ RESULT_THUMB_SIDE = 256
 """Longest side, in pixels, of the result thumbnails kept in widget state."""
 
 _PROMPT_CHARS = 70
-
-
-def describe_error(exc: BaseException) -> str:
-    """The exception in plain words: its message (with trace id when known), no traceback."""
-    if isinstance(exc, NanoBananaError):
-        return str(exc)
-    text = str(exc).strip()
-    name = type(exc).__name__
-    if isinstance(exc, (OSError, ValueError, TypeError)) and text:
-        return f"{text} ({name})"
-    return f"Unexpected error ({name}): {text}" if text else f"Unexpected error ({name})."
 
 
 @dataclass(frozen=True)
@@ -188,8 +183,6 @@ class PanelRun:
             self._finish("failed", exc)
 
     def _execute(self, client_or_factory: Client | Callable[[], Client]) -> None:
-        from .images import to_image_url
-
         spec = self.spec
         if self._should_stop():
             raise CancelledError("Cancelled before it was sent; nothing was billed.")
@@ -233,8 +226,6 @@ class PanelRun:
         self._finish("done", None)
 
     def _thumb(self, image: GeneratedImage) -> Thumb:
-        from .images import thumbnail
-
         try:
             jpeg = thumbnail(image.bytes(), max_side=self._thumb_side, format="JPEG", quality=80)
         except Exception as exc:

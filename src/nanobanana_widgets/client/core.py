@@ -58,8 +58,9 @@ from urllib.parse import urlsplit
 import requests
 import urllib3.exceptions
 
-from . import errors
-from .errors import (
+from nanobanana_widgets.images import to_image_urls
+from nanobanana_widgets.service import errors
+from nanobanana_widgets.service.errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -73,8 +74,9 @@ from .errors import (
     ServerError,
     WaitTimeoutError,
 )
-from .models import DEFAULT_MODEL, validate_request
-from .results import ImageRequest, Result, Status, TaskRecord
+from nanobanana_widgets.service.models import DEFAULT_MODEL, validate_request
+from nanobanana_widgets.service.status import Status
+from nanobanana_widgets.service.types import ImageRequest, Result, TaskRecord
 
 __all__ = ["Client", "ClientListener", "Progress", "Task"]
 
@@ -531,8 +533,6 @@ class Client:
     ) -> ImageRequest:
         image_urls: list[str] | None = None
         if images is not None:
-            from .images import to_image_urls
-
             image_urls = to_image_urls(images)
         validate_request(
             action=action, prompt=prompt, model=model, count=count, aspect_ratio=aspect_ratio,

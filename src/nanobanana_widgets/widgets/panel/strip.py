@@ -25,8 +25,9 @@ from typing import Any
 import ipywidgets as w
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from .history import RECORD_STATUSES, HistoryView, Record
-from .panel_run import describe_error
+from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.service.errors import describe_error
+from nanobanana_widgets.store import RECORD_STATUSES, HistoryView, Record
 
 __all__ = ["PAGE_SIZE", "THUMB_SIDE", "HistoryStrip", "error_headline", "record_summary"]
 
@@ -84,8 +85,6 @@ def _small_jpeg(data: bytes) -> bytes | None:
     """``data`` when it is already a small JPEG; otherwise a JPEG thumbnail of it."""
     if data[:2] == b"\xff\xd8" and len(data) <= _THUMB_MAX_BYTES:
         return data
-    from .images import thumbnail
-
     try:
         return thumbnail(data, max_side=THUMB_SIDE, format="JPEG", quality=70)
     except Exception:  # a broken stored thumbnail shows the placeholder instead

@@ -36,8 +36,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import models
-from .errors import DownloadError, ImageInputError, InvalidParameterError
+from nanobanana_widgets.service import models
+from nanobanana_widgets.service.errors import DownloadError, ImageInputError, InvalidParameterError
+from nanobanana_widgets.service.text import data_uri as _data_uri
+from nanobanana_widgets.service.text import data_uri_length as _data_uri_length
+from nanobanana_widgets.service.text import short_url as _short_url
+from nanobanana_widgets.service.text import shorten as _short
+from nanobanana_widgets.service.types import GeneratedImage, Result
 
 if TYPE_CHECKING:
     import requests
@@ -140,29 +145,9 @@ def _quiet_pillow() -> Iterator[None]:
                 _filters_changed()
 
 
-def _short(text: str, limit: int = 80) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _short_url(url: str, limit: int = 80) -> str:
-    """A URL fit for a message: data URIs are cut after their header."""
-    if url[:5].lower() == "data:":
-        head = url.split(",", 1)[0]
-        return f"{_short(head, 40)},…({len(url)} chars)"
-    return _short(url, limit)
-
-
 def _is_numpy(obj: object) -> bool:
     module = type(obj).__module__ or ""
     return module == "numpy" or module.startswith("numpy.")
-
-
-def _data_uri(data: bytes, mime: str) -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def _data_uri_length(nbytes: int, mime: str) -> int:
-    return len(f"data:{mime};base64,") + 4 * math.ceil(nbytes / 3)
 
 
 def _check_positive(name: str, value: Any) -> int:
@@ -348,8 +333,6 @@ def _read_upload(entry: Mapping[str, Any], label: str) -> _Raw:
 
 def _result_url(source: Any, label: str) -> str | None:
     """The first image URL of a GeneratedImage or Result, or None for other objects."""
-    from .results import GeneratedImage, Result
-
     if isinstance(source, GeneratedImage):
         return source.url
     if isinstance(source, Result):
@@ -811,8 +794,6 @@ def to_image_urls(
 def _raw_for_load(source: Any, label: str) -> _Raw | Image.Image:
     url = _result_url(source, label)
     if url is not None:
-        from .results import GeneratedImage, Result
-
         image = source if isinstance(source, GeneratedImage) else None
         if isinstance(source, Result):
             image = source.images[0]
@@ -1367,3 +1348,24 @@ def read_metadata(path_or_bytes: str | os.PathLike[str] | bytes) -> dict[str, An
     if kind == ".jpg":
         return _read_jpeg_meta(data)
     return {}
+
+
+def decode(data: bytes) -> Image.Image:
+    """Decode image bytes into a loaded ``PIL.Image``."""
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def save_generated(image: Any, data: bytes, path: str | os.PathLike[str]) -> Path:
+    """Write a result image's bytes to ``path`` (a file, or a folder: named after its task
+    and index) with its metadata (``image.metadata()``) embedded."""
+    target = Path(path)
+    if target.is_dir():
+        stem = f"{image.task_id or 'image'}-{image.index}"
+        ext = extension_for(data)
+        # write_with_metadata keeps PNG and JPEG as they are and converts the rest to PNG
+        target = target / f"{stem}{ext if ext in ('.png', '.jpg') else '.png'}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_with_metadata(target, data, image.metadata())
+    return target

@@ -17,9 +17,11 @@ from typing import Any
 import anywidget
 import traitlets
 
+from nanobanana_widgets.render.styles import css
+
 __all__ = ["SubmitKeys"]
 
-_STATIC = Path(__file__).parent / "static"
+_STATIC = Path(__file__).parents[1] / "static"
 _log = logging.getLogger(__name__)
 
 
@@ -31,7 +33,7 @@ class SubmitKeys(anywidget.AnyWidget):
     """
 
     _esm = (_STATIC / "keys.js").read_text(encoding="utf-8")
-    _css = (_STATIC / "panel.css").read_text(encoding="utf-8")
+    _css = css("panel")
 
     panel_class = traitlets.Unicode(
         "", help="CSS class unique to the panel whose prompt box this widget watches"

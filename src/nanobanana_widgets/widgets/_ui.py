@@ -1,0 +1,117 @@
+"""What every view shares: the one rule for changing widgets from background threads.
+
+**The thread rule.** Background work runs on its component's executor; widget values change
+only through a :class:`Painter`, which applies a newer state and never puts back an older
+one (a finished grid cell never returns to "waiting", whatever order threads arrive in);
+listener callbacks never block the client's poller.
+
+**Views never show an older state than the kernel holds.** ipywidgets loads a page's
+widgets from a running kernel (Voilà, a reloaded JupyterLab tab) as one snapshot; an update
+a background thread sends between that snapshot and the page registering the widget's comm
+is dropped by the page, so a view can stay at an older state for good (a grid cell left at
+"waiting" under a finished grid). :class:`ViewSync` is an
+invisible ``anywidget`` placed inside a view: when the view is rendered it asks Python to
+send the current state of every widget in that view again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets as w
+
+__all__ = ["Painter", "ViewSync", "widget_tree"]
+
+_STATIC = Path(__file__).parent / "static"
+_log = logging.getLogger(__name__)
+
+
+def widget_tree(root: w.Widget) -> Iterator[w.Widget]:
+    """``root`` and every widget it refers to (children, layouts, styles), each once."""
+    seen: set[int] = set()
+    stack: list[Any] = [root]
+    while stack:
+        widget = stack.pop()
+        if not isinstance(widget, w.Widget) or id(widget) in seen:
+            continue
+        seen.add(id(widget))
+        yield widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            if isinstance(value, w.Widget):
+                stack.append(value)
+            elif isinstance(value, (list, tuple)):
+                stack.extend(v for v in value if isinstance(v, w.Widget))
+
+
+class ViewSync(anywidget.AnyWidget):
+    """Invisible: once rendered, the view holding it gets its current state sent again."""
+
+    _esm = (_STATIC / "view_sync.js").read_text(encoding="utf-8")
+
+    def __init__(self, view: w.Widget, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._view = weakref.ref(view)
+        self.on_msg(self._handle_message)
+
+    def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict) or content.get("event") != "rendered":
+            return
+        view = self._view()
+        if view is None:
+            return
+        try:
+            for widget in widget_tree(view):
+                if widget is not self and widget.comm is not None:
+                    widget.send_state()
+        except Exception:  # a view that cannot be refreshed still shows what it had
+            _log.exception("could not send a view's state again")
+
+    def __repr__(self) -> str:
+        return "ViewSync()"
+
+
+Version = tuple[int, ...]
+"""A state's place in its sequence: compared as tuples (e.g. ``(stage rank, seconds)``)."""
+
+
+class Painter:
+    """The one path by which a view's widgets change, from any thread.
+
+    Each piece of displayed state has a ``key`` (a grid cell, a run row, the status line)
+    and a ``version`` that only grows along its life (a stage's rank, then a counter).
+    :meth:`paint` applies a change under one lock unless a newer version of that key was
+    painted already, so a late "waiting" can never cover a finished cell.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._painted: dict[Hashable, Version] = {}
+
+    def paint(self, key: Hashable, version: Version, apply: Callable[[], object]) -> bool:
+        """Run ``apply()`` if ``version`` is not older than the last one painted for ``key``
+        (an equal version repaints: the same state with fresher details). Returns whether
+        it ran."""
+        with self._lock:
+            last = self._painted.get(key)
+            if last is not None and version < last:
+                return False
+            self._painted[key] = version
+            apply()
+            return True
+
+    def version(self, key: Hashable) -> Version | None:
+        """The last version painted for ``key`` (``None`` when never painted)."""
+        with self._lock:
+            return self._painted.get(key)
+
+    def forget(self, key: Hashable) -> None:
+        """Start ``key`` afresh (a retried grid cell, a reused row)."""
+        with self._lock:
+            self._painted.pop(key, None)
