@@ -10,11 +10,13 @@ import pytest
 
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
+from support import TEST_TOKEN, png, wait_until
 
 if TYPE_CHECKING:
+    from nanobanana_widgets.store import History
     from nanobanana_widgets.widgets.panel import PromptPanel
 
-TEST_TOKEN = "test-token-7f3a9c"  # distinctive, so leak checks can look for it
+__all__ = ["TEST_TOKEN"]
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +54,28 @@ def client(emulator: Emulator):  # type: ignore[no-untyped-def]
     c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
     yield c
     c.close()
+
+
+@pytest.fixture
+def history(client: Client, tmp_path: Path) -> Iterator[History]:
+    """A history in the test's folder, recording ``client``'s requests."""
+    from nanobanana_widgets.store import History
+
+    h = History(tmp_path / "history", client=client)
+    yield h
+    h.close()
+
+
+@pytest.fixture(name="png")
+def png_fixture() -> Callable[..., bytes]:
+    """``png(color="teal", size=(40, 30)) -> bytes``: a small real PNG."""
+    return png
+
+
+@pytest.fixture(name="wait_until")
+def wait_until_fixture() -> Callable[..., None]:
+    """``wait_until(condition, what, timeout=10.0)``: wait for what background threads do."""
+    return wait_until
 
 
 @pytest.fixture
