@@ -21,7 +21,7 @@ OLD_PATHS: dict[str, tuple[str, ...]] = {
     "results": ("service.types", "service.status"),
     "display": ("render.results",),
     "helpers": ("functions", "session"),
-    "history": ("store.history", "session"),
+    "history": ("store.history", "store", "store.recorder", "store.views", "session"),
     "history_store": ("store.schema",),
     "panel": ("widgets.panel.panel",),
     "panel_run": ("widgets.panel.run", "service.errors"),

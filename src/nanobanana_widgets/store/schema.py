@@ -9,6 +9,10 @@ Several processes and threads may use one history at once: every write runs in i
 ``BEGIN IMMEDIATE`` transaction, and a busy timeout makes a writer wait for another instead
 of failing. The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` holds one
 step per version. Nothing here talks to the network, and no API token is ever stored.
+
+This module holds every SQL statement of the package: the rest of ``store/`` calls the
+methods of :class:`HistoryStore`, and the views describe what they show with a
+:class:`Selection`, which this module turns into a query.
 """
 
 from __future__ import annotations
@@ -22,17 +26,21 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "DB_NAME",
     "DEFAULT_DIRNAME",
+    "FIELDS",
     "IMAGES_DIRNAME",
     "MIGRATIONS",
     "REQUEST_COLUMNS",
     "SCHEMA_VERSION",
     "HistoryStore",
+    "Selection",
+    "dumps",
     "resolve_location",
 ]
 
@@ -136,6 +144,136 @@ def resolve_location(path: str | os.PathLike[str] | None) -> tuple[Path, Path]:
     if p.suffix.lower() in DB_SUFFIXES or p.is_file():
         return p, p.parent / IMAGES_DIRNAME
     return p / DB_NAME, p / IMAGES_DIRNAME
+
+
+Condition = tuple[str, tuple[Any, ...]]
+"""A SQL condition over ``requests r`` and the values of its ``?`` placeholders."""
+
+FIELDS: dict[str, str] = {name: f"r.{name}" for name in (
+    "id", "created_at", "action", "prompt", "model", "count", "aspect_ratio", "resolution",
+    "task_id", "trace_id", "submitted_at", "started_at", "finished_at", "received_at", "status",
+    "rating", "favourite", "notes", "deleted", "grid_id", "grid_cell", "fingerprint", "replays",
+    "error_code", "error_message", "last_replayed_at",
+)}
+FIELDS.update({
+    "created": "r.created_at",
+    "error_type": "r.error_class",
+    "error_class": "r.error_class",
+    "elapsed": "(COALESCE(r.received_at, r.finished_at) - COALESCE(r.submitted_at, "
+               "r.service_created_at))",
+})
+"""The fields a view filters and sorts by, and their SQL expressions."""
+
+_PAGE_COLUMNS = (
+    "r.*, (SELECT thumbnail FROM results t WHERE t.request_id = r.id AND "
+    "t.thumbnail IS NOT NULL ORDER BY t.position LIMIT 1) AS result_thumb, "
+    "(SELECT thumbnail FROM inputs t WHERE t.request_id = r.id AND "
+    "t.thumbnail IS NOT NULL ORDER BY t.position LIMIT 1) AS input_thumb, "
+    "(SELECT COUNT(*) FROM results t WHERE t.request_id = r.id) AS n_results"
+)
+
+
+def _equals(expr: str, value: Any) -> Condition:
+    if value is None:
+        return (f"{expr} IS NULL", ())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        values = [int(v) if isinstance(v, bool) else v for v in value]
+        if not values:
+            return ("0", ())
+        return (f"{expr} IN ({', '.join('?' for _ in values)})", tuple(values))
+    return (f"{expr} = ?", (int(value) if isinstance(value, bool) else value,))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which ``requests`` rows a history view shows, and in which order (immutable).
+
+    Either the rows meeting every one of ``conditions`` in ``order`` (a field of
+    :data:`FIELDS` and whether descending; ties keep creation order), or, when ``ids`` is
+    set, those records in that order. ``window`` keeps the positions ``start <= k < stop``
+    of that sequence. ``deleted`` keeps only deleted rows (``True``), only the others
+    (``False``) or all (``None``). Each method returns a new selection.
+    """
+
+    conditions: tuple[Condition, ...] = ()
+    order: tuple[str, bool] = ("id", False)
+    ids: tuple[int, ...] | None = None
+    window: tuple[int, int] | None = None
+    deleted: bool | None = False
+
+    def where(self, field: str, value: Any) -> Selection:
+        """Also require ``field`` to equal ``value`` (a list/tuple/set means any of them;
+        ``None`` means no value). ``field`` is a key of :data:`FIELDS`."""
+        return replace(self, conditions=(*self.conditions, _equals(FIELDS[field], value)))
+
+    def containing(self, text: str) -> Selection:
+        """Also require the prompt or the notes to contain ``text`` (case-insensitive)."""
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        cond = ("r.prompt LIKE ? ESCAPE '\\' OR r.notes LIKE ? ESCAPE '\\'", (pattern, pattern))
+        return replace(self, conditions=(*self.conditions, cond))
+
+    def older_than(self, record_id: int) -> Selection:
+        """Also require a record id below ``record_id``."""
+        return replace(self, conditions=(*self.conditions, ("r.id < ?", (int(record_id),))))
+
+    def among(self, ids: Sequence[int]) -> Selection:
+        """Only the records ``ids`` (as a condition, so a sort orders them)."""
+        cond = ("r.id IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),))
+        return replace(self, conditions=(*self.conditions, cond), ids=None, window=None)
+
+    def fixed(self, ids: Sequence[int]) -> Selection:
+        """Exactly the records ``ids``, in that order (no window)."""
+        return replace(self, ids=tuple(ids), window=None)
+
+    def sorted_by(self, field: str, descending: bool = False) -> Selection:
+        """The same rows ordered by ``field`` (a key of :data:`FIELDS`)."""
+        if field not in FIELDS:
+            raise KeyError(field)
+        return replace(self, order=(field, bool(descending)))
+
+    def windowed(self, start: int, stop: int) -> Selection:
+        """The positions ``start <= k < stop`` of the whole sequence (not of the window)."""
+        return replace(self, window=(start, stop))
+
+    def only_deleted(self) -> Selection:
+        """Only deleted records."""
+        return replace(self, deleted=True)
+
+    def sql(self, select: str, *, limit: int | None = None, offset: int = 0,
+            ordered: bool = True) -> tuple[str, list[Any]]:
+        """``SELECT <select>`` over these rows: the query text and its parameters."""
+        params: list[Any] = []
+        if self.ids is not None:
+            source = "requests r JOIN json_each(?) j ON r.id = j.value"
+            params.append(json.dumps(self.ids))
+            order = "j.key"
+        else:
+            source = "requests r"
+            field, desc = self.order
+            d = " DESC" if desc else ""
+            order = f"{FIELDS[field]}{d}, r.id{d}"
+        where = []
+        if self.deleted is not None:
+            where.append("r.deleted = 1" if self.deleted else "r.deleted = 0")
+        for sql, values in self.conditions:
+            where.append(f"({sql})")
+            params.extend(values)
+        text = f"SELECT {select} FROM {source}"
+        if where:
+            text += " WHERE " + " AND ".join(where)
+        start = offset
+        stop: int | None = None
+        if self.window is not None:
+            start = self.window[0] + offset
+            stop = self.window[1]
+        if limit is not None:
+            stop = start + limit if stop is None else min(stop, start + limit)
+        if ordered or stop is not None or start:
+            text += f" ORDER BY {order}"
+        if stop is not None or start:
+            text += " LIMIT ? OFFSET ?"
+            params.extend([-1 if stop is None else max(0, stop - start), start])
+        return text, params
 
 
 class HistoryStore:
@@ -309,12 +447,122 @@ class HistoryStore:
         with self.write() as conn:
             conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*fields.values(), request_id])
 
+    def update_unless_succeeded(self, request_id: int, **fields: Any) -> bool:
+        """Set columns of one request unless it succeeded already (a late cancel or timeout
+        never hides a result); ``True`` when written."""
+        with self.write() as conn:
+            current = conn.execute("SELECT status FROM requests WHERE id = ?",
+                                   (request_id,)).fetchone()
+            if current is not None and current[0] == "succeeded":
+                return False
+            self.update(request_id, **fields)
+            return True
+
+    def mark_running(self, request_id: int) -> None:
+        """A request still ``submitted`` becomes ``pending`` (its task was seen running)."""
+        with self.write() as conn:
+            conn.execute("UPDATE requests SET status = 'pending' WHERE id = ? AND "
+                         "status = 'submitted'", (request_id,))
+
+    def count_replay(self, request_id: int, at: float) -> None:
+        """Count one more replay of a request, made at ``at`` (epoch seconds)."""
+        with self.write() as conn:
+            conn.execute("UPDATE requests SET replays = replays + 1, last_replayed_at = ? "
+                         "WHERE id = ?", (at, request_id))
+
     def id_for_task(self, task_id: str | None) -> int | None:
         """The record id of a task id, if recorded."""
         if not task_id:
             return None
         value = self.scalar("SELECT id FROM requests WHERE task_id = ?", (task_id,))
         return None if value is None else int(value)
+
+    # --- what views, records, the recorder and replay read ---------------------------
+
+    def select_ids(self, selection: Selection, *, limit: int | None = None,
+                   offset: int = 0) -> list[int]:
+        """The record ids of ``selection`` in its order (``limit`` of them from ``offset``)."""
+        sql, params = selection.sql("r.id", limit=limit, offset=offset)
+        return [int(row[0]) for row in self.query(sql, params)]
+
+    def count(self, selection: Selection) -> int:
+        """How many records ``selection`` holds."""
+        sql, params = selection.sql("r.id", ordered=False)
+        return int(self.scalar(f"SELECT COUNT(*) FROM ({sql})", params))
+
+    def id_at(self, selection: Selection, position: int) -> int | None:
+        """The record id at ``position`` (0-based) of ``selection``; ``None`` past its end."""
+        sql, params = selection.sql("r.id", limit=1, offset=position)
+        value = self.scalar(sql, params)
+        return None if value is None else int(value)
+
+    def page_rows(self, selection: Selection, *, limit: int, offset: int
+                  ) -> list[dict[str, Any]]:
+        """One page of ``selection`` for a table: each request's columns plus
+        ``result_thumb`` and ``input_thumb`` (the first thumbnail of each, or ``None``) and
+        ``n_results``."""
+        sql, params = selection.sql(_PAGE_COLUMNS, limit=limit, offset=offset)
+        return [dict(row) for row in self.query(sql, params)]
+
+    def record_rows(self, ids: Sequence[int]
+                    ) -> tuple[list[sqlite3.Row], list[sqlite3.Row], list[sqlite3.Row]]:
+        """The ``requests`` rows of ``ids`` (in that order), and their ``inputs`` and
+        ``results`` rows (by request, then position)."""
+        key = json.dumps(list(ids))
+        requests = self.query(
+            "SELECT r.* FROM requests r JOIN json_each(?) j ON r.id = j.value ORDER BY j.key",
+            (key,))
+        inputs = self.query(
+            "SELECT * FROM inputs WHERE request_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY request_id, position", (key,))
+        results = self.query(
+            "SELECT * FROM results WHERE request_id IN (SELECT value FROM json_each(?)) "
+            "ORDER BY request_id, position", (key,))
+        return requests, inputs, results
+
+    def request_row(self, request_id: int) -> dict[str, Any] | None:
+        """The ``requests`` row of one id, as a dict (``None`` when there is none)."""
+        rows = self.query("SELECT * FROM requests WHERE id = ?", (request_id,))
+        return dict(rows[0]) if rows else None
+
+    def result_prompts(self, request_id: int) -> dict[int, str]:
+        """The prompt the service echoed for each result image of a request, by position."""
+        return {int(r["position"]): str(r["prompt"]) for r in self.query(
+            "SELECT position, prompt FROM results WHERE request_id = ?", (request_id,))}
+
+    def input_thumbnail(self, sha256: str) -> bytes | None:
+        """A thumbnail already made for an input image with this content hash, if any."""
+        value = self.scalar("SELECT thumbnail FROM inputs WHERE sha256 = ? AND "
+                            "thumbnail IS NOT NULL LIMIT 1", (sha256,))
+        return None if value is None else bytes(value)
+
+    def open_tasks(self) -> dict[str, int]:
+        """Task id → record id of every task that may still bring a result: ``submitted``
+        or ``pending``, or ``cancelled`` (locally) without results; oldest first."""
+        rows = self.query(
+            "SELECT id, task_id FROM requests WHERE task_id IS NOT NULL AND (status IN "
+            "('submitted', 'pending') OR (status = 'cancelled' AND NOT EXISTS "
+            "(SELECT 1 FROM results t WHERE t.request_id = requests.id))) ORDER BY id")
+        return {str(r["task_id"]): int(r["id"]) for r in rows}
+
+    def missing_downloads(self) -> dict[int, list[tuple[int, str]]]:
+        """Record id → ``(position, url)`` of each result image of a succeeded request that
+        has no local copy yet."""
+        rows = self.query(
+            "SELECT request_id, position, url FROM results t JOIN requests r ON "
+            "r.id = t.request_id WHERE t.path IS NULL AND r.status = 'succeeded' "
+            "ORDER BY request_id, position")
+        jobs: dict[int, list[tuple[int, str]]] = {}
+        for row in rows:
+            jobs.setdefault(int(row[0]), []).append((int(row[1]), str(row[2])))
+        return jobs
+
+    def replay_candidates(self, fingerprint: str, limit: int = 200) -> list[int]:
+        """Ids of the live, succeeded requests with this fingerprint, oldest first."""
+        rows = self.query(
+            "SELECT id FROM requests WHERE fingerprint = ? AND status = 'succeeded' "
+            "AND deleted = 0 ORDER BY id LIMIT ?", (fingerprint, limit))
+        return [int(r[0]) for r in rows]
 
     # --- content-addressed files -----------------------------------------------------
 

@@ -12,20 +12,13 @@ import pytest
 from IPython.display import HTML
 from PIL import Image
 
+from nanobanana_widgets.client import Client
 from nanobanana_widgets.render.results import image_html, render_html, result_html, show
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from support import png, png_data_uri
 
 XSS_PROMPT = "<script>alert(1)</script> and <img src=x onerror=alert(1)>"
-
-
-def png_bytes(size: tuple[int, int] = (640, 400), color: str = "teal") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def data_url(data: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(data).decode()
+PHOTO = (640, 400)
 
 
 def make_result(prompt: str = "a red fox", *, n: int = 1, url: str | None = None,
@@ -33,7 +26,7 @@ def make_result(prompt: str = "a red fox", *, n: int = 1, url: str | None = None
     request = ImageRequest(action="generate", prompt=prompt, model=model, count=n,
                            aspect_ratio="16:9", resolution="2K")
     images = tuple(
-        GeneratedImage(url=url or data_url(png_bytes(color=("teal", "orange", "navy")[i % 3])),
+        GeneratedImage(url=url or png_data_uri(png(("teal", "orange", "navy")[i % 3], PHOTO)),
                        prompt=prompt, task_id="task-123", index=i, request=request)
         for i in range(n)
     )
@@ -66,7 +59,7 @@ def test_thumbnails_are_small_jpegs_never_full_size_pngs() -> None:
     noisy = Image.frombytes("RGB", (640, 400), rng.randbytes(640 * 400 * 3))
     buf = io.BytesIO()
     noisy.save(buf, "PNG")
-    result = make_result(n=1, url=data_url(buf.getvalue()))
+    result = make_result(n=1, url=png_data_uri(buf.getvalue()))
     full = result.image.url
     markup = render_html(result, max_side=128)
     assert "data:image/png" not in markup
@@ -103,7 +96,7 @@ def test_every_caption_is_escaped() -> None:
 
 def test_file_names_are_escaped(tmp_path: Path) -> None:
     path = tmp_path / "<img src=x onerror=alert(1)>.png"
-    path.write_bytes(png_bytes())
+    path.write_bytes(png(size=PHOTO))
     markup = render_html(path)
     assert "<img src=x" not in markup
     assert "&lt;img src=x onerror=alert(1)&gt;.png" in markup
@@ -112,9 +105,9 @@ def test_file_names_are_escaped(tmp_path: Path) -> None:
 
 def test_mixed_sources_and_nested_lists(tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
-    path.write_bytes(png_bytes(color="red"))
+    path.write_bytes(png("red", PHOTO))
     pil = Image.new("RGBA", (300, 200), (0, 0, 255, 128))
-    raw = png_bytes((100, 100), "green")
+    raw = png("green", (100, 100))
     markup = render_html([path, [pil, raw], make_result(n=2)])
     assert len(thumbnails_in(markup)) == 5
     assert "photo.png" in markup
@@ -125,14 +118,14 @@ def test_mixed_sources_and_nested_lists(tmp_path: Path) -> None:
 def test_an_unusable_item_becomes_a_card_not_an_exception(tmp_path: Path) -> None:
     notes = tmp_path / "<b>notes<b>.txt"
     notes.write_text("just some text, not a picture")
-    markup = render_html([notes, png_bytes()])
+    markup = render_html([notes, png(size=PHOTO)])
     assert "Could not show this image" in markup
     assert "not an image" in markup
     assert "<b>notes" not in markup and "&lt;b&gt;notes" in markup
     assert len(thumbnails_in(markup)) == 1
 
 
-def test_http_images_link_to_the_full_size_image(client) -> None:  # type: ignore[no-untyped-def]
+def test_http_images_link_to_the_full_size_image(client: Client) -> None:
     result = client.generate("a lighthouse at dusk")
     markup = result_html(result)
     url = result.image.url

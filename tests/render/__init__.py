@@ -1,0 +1,1 @@
+"""Tests of the pure HTML renderers: result cards and the history table."""

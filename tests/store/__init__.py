@@ -1,0 +1,1 @@
+"""Tests of the history store: storage, views, exports, the recorder, resume and replay."""
