@@ -18,8 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from nanobanana_widgets.client import BASE_URL_ENV, TOKEN_ENV, Client
-from nanobanana_widgets.client.core import LOOPBACK_PLACEHOLDER_TOKEN
+from nanobanana_widgets.client import BASE_URL_ENV, LOOPBACK_PLACEHOLDER_TOKEN, TOKEN_ENV, Client
 from nanobanana_widgets.store import History
 
 if TYPE_CHECKING:

@@ -4,20 +4,17 @@ waiting, the batched poller, listeners, replay and the asyncio wrappers."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from PIL import Image
 
-from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client, Progress, Task
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.service.errors import (
@@ -34,6 +31,7 @@ from nanobanana_widgets.service.errors import (
 )
 from nanobanana_widgets.service.models import MODELS
 from nanobanana_widgets.service.types import ImageRequest, Result
+from support import TEST_TOKEN
 
 
 def _submits(emulator: Emulator) -> list[dict[str, Any]]:
@@ -42,12 +40,6 @@ def _submits(emulator: Emulator) -> list[dict[str, Any]]:
 
 def _lookups(emulator: Emulator) -> list[dict[str, Any]]:
     return [body for path, body in emulator.requests_log if path.endswith("/tasks")]
-
-
-def _png(size: tuple[int, int] = (24, 16)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 # --- a tiny loopback server that records headers and answers as scripted ---------------
@@ -126,8 +118,9 @@ def test_every_model_is_sent_as_named(client: Client, emulator: Emulator, model:
     assert body["resolution"] == resolution
 
 
-def test_edit_sends_the_images_as_urls(client: Client, emulator: Emulator) -> None:
-    result = client.edit("make it blue", [_png(), "https://example.com/in.jpg"], count=2)
+def test_edit_sends_the_images_as_urls(client: Client, emulator: Emulator,
+                                      png: Callable[..., bytes]) -> None:
+    result = client.edit("make it blue", [png(), "https://example.com/in.jpg"], count=2)
     (body,) = _submits(emulator)
     assert body["action"] == "edit"
     assert body["image_urls"][0].startswith("data:image/")
@@ -630,7 +623,7 @@ def test_close_stops_waiters_and_the_poller(emulator: Emulator) -> None:
     th.join(10)
     assert not th.is_alive()
     assert isinstance(out[0], CancelledError)
-    assert c._poller is None or not c._poller.is_alive()
+    assert c._poller.thread is None or not c._poller.thread.is_alive()
     with pytest.raises(NanoBananaError, match="closed"):
         c.submit("after close")
 
@@ -727,6 +720,51 @@ def test_listener_errors_are_logged_not_raised(
     assert only.ids == [result.task_id]
 
 
+def test_a_slow_listener_does_not_delay_another_tasks_outcome(
+    client: Client, wait_until: Callable[..., None]
+) -> None:
+    """Listeners are called off the poller: while one is stuck on a task's outcome, other
+    tasks still finish, and each waiter still returns only once its own outcome was heard."""
+    release = threading.Event()
+    stuck = threading.Event()
+    heard: list[str] = []
+
+    class Slow:
+        def on_finished(self, task: Task, result: Result) -> None:
+            if task.request.prompt == "slow":
+                stuck.set()
+                release.wait(30)
+            heard.append(task.request.prompt)
+
+    client.add_listener(Slow())
+    slow = client.submit("slow")
+    outcome: list[Result | BaseException] = []
+
+    def wait_slow() -> None:
+        try:
+            outcome.append(slow.wait(timeout=30))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait_slow)
+    waiter.start()
+    try:
+        wait_until(stuck.is_set, "the slow listener to start")
+        fast = client.generate("fast", timeout=10)  # the poller goes on meanwhile
+        assert heard == ["fast"]  # its listeners had handled it when generate() returned
+        assert slow.status == "succeeded"  # known, but not told yet:
+        with pytest.raises(WaitTimeoutError):
+            slow.result()
+        assert waiter.is_alive() and not outcome  # ... so its waiter is still waiting
+    finally:
+        release.set()
+        waiter.join(10)
+    (slow_result,) = outcome
+    assert isinstance(slow_result, Result) and slow_result.task_id == slow.id
+    assert heard == ["fast", "slow"]
+    assert fast.task_id != slow.id
+
+
 def test_replay_answers_without_sending(client: Client, emulator: Emulator) -> None:
     first = client.generate("a cat")
     emulator.reset_counters()
@@ -744,7 +782,8 @@ def test_replay_answers_without_sending(client: Client, emulator: Emulator) -> N
 # --- asyncio ---------------------------------------------------------------------------
 
 
-def test_asyncio_wrappers(client: Client, emulator: Emulator) -> None:
+def test_asyncio_wrappers(client: Client, emulator: Emulator,
+                          png: Callable[..., bytes]) -> None:
     emulator.set_latency(0.05)
 
     async def main() -> list[Result]:
@@ -752,7 +791,7 @@ def test_asyncio_wrappers(client: Client, emulator: Emulator) -> None:
         first = await task
         gen, edited = await asyncio.gather(
             client.agenerate("a dog", count=2),
-            client.aedit("make it blue", _png()),
+            client.aedit("make it blue", png()),
         )
         synced = await client.agenerate("a bird", sync=True)
         return [first, gen, edited, synced]

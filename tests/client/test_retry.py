@@ -1,4 +1,5 @@
-"""The retry policy against the emulator's injected faults, over a real socket.
+"""The retry policy against the emulator's injected faults, over a real socket (its unit
+tests, through a fake transport, are in ``test_retry_policy.py``).
 
 A submit is resent only when it certainly did not reach the service (connection refused)
 or was refused unbilled (429); lookups are retried freely.
@@ -13,7 +14,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.service.errors import (
@@ -27,6 +27,7 @@ from nanobanana_widgets.service.errors import (
     RateLimitError,
     ServerError,
 )
+from support import TEST_TOKEN
 
 
 @pytest.fixture
@@ -104,10 +105,10 @@ def test_rate_limit_exhausted(emulator: Emulator) -> None:
 
 def test_retry_after_is_honoured_and_capped(fast: Client) -> None:
     fast.backoff_base = 0.0
-    assert fast._backoff(0, 2.5) == 2.5
-    assert fast._backoff(0, 3600.0) == 30.0
+    assert fast._calls.policy.backoff(0, 2.5) == 2.5
+    assert fast._calls.policy.backoff(0, 3600.0) == 30.0
     fast.backoff_base = 100.0
-    assert fast._backoff(3) == 30.0
+    assert fast._calls.policy.backoff(3) == 30.0
 
 
 # --- submits that may have been billed are never resent ---------------------------------

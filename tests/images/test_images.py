@@ -30,11 +30,12 @@ from _imagefiles import (
     waves,
     with_orientation,
 )
-from nanobanana_widgets.images import core as images
+from nanobanana_widgets import images
+from nanobanana_widgets.images._pixels import lanczos
+from nanobanana_widgets.images.sources import label_for
 from nanobanana_widgets.service.errors import DownloadError, ImageInputError, InvalidParameterError
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
-
-TOKEN = "test-token-7f3a9c"
+from support import TEST_TOKEN
 
 
 def _close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 40) -> bool:
@@ -105,7 +106,7 @@ def test_banded_parallel_resize_matches_one_call() -> None:
     # the whole image, which changes only rounding, unless overshoot gets clipped.
     img = waves((2000, 1500))
     for size in [(1800, 1350), (1366, 1024)]:  # over the size where bands are threaded
-        banded = np.asarray(images._lanczos(img, size), dtype=int)
+        banded = np.asarray(lanczos(img, size), dtype=int)
         whole = np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=int)
         assert banded.shape == whole.shape
         assert np.abs(banded - whole).max() <= 2  # no seams between bands
@@ -349,6 +350,10 @@ def test_results_give_their_first_image_url() -> None:
     empty = Result(task_id="t2", trace_id=None, request=request, images=(), status="failed")
     with pytest.raises(ImageInputError, match="without images"):
         images.to_image_url(empty)
+    # messages name a result by its first image's URL
+    assert label_for(first) == "result image 'https://cdn.example.com/1.png'"
+    assert label_for(result) == "result 'https://cdn.example.com/1.png'"
+    assert label_for(empty) == "result ''"
 
 
 # --- hostile inputs --------------------------------------------------------------------
@@ -536,7 +541,7 @@ def server() -> Iterator[LoopbackServer]:
 
 def test_download_ok_and_never_sends_authorization(server: LoopbackServer) -> None:
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {TOKEN}"
+    session.headers["Authorization"] = f"Bearer {TEST_TOKEN}"
     try:
         assert images.download(server.url("/ok.png"), session=session) == PNG
         assert images.download(server.url("/hop.png"), session=session) == PNG
@@ -544,7 +549,7 @@ def test_download_ok_and_never_sends_authorization(server: LoopbackServer) -> No
         session.close()
     assert server.hits == {"/ok.png": 2, "/hop.png": 1}
     assert all("authorization" not in seen for seen in server.headers_seen)
-    assert all(TOKEN not in str(seen) for seen in server.headers_seen)
+    assert all(TEST_TOKEN not in str(seen) for seen in server.headers_seen)
 
 
 def test_download_retries_5xx_then_succeeds(server: LoopbackServer) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from _imagefiles import png_claiming
-from conftest import TEST_TOKEN
+from nanobanana_widgets import images
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.images import core as images
+from nanobanana_widgets.images._shared import quiet_pillow
 from nanobanana_widgets.service.errors import DownloadError, ImageInputError
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.store import History
@@ -49,83 +49,71 @@ def together(fn: Callable[[], T], n: int = THREADS) -> list[T | BaseException]:
     return [x for x in out if x is not None]
 
 
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator() as e:
-        yield e
-
-
-@pytest.fixture
-def cl(emu: Emulator) -> Iterator[Client]:
-    c = Client(TEST_TOKEN, base_url=emu.base_url, poll_interval=0.05)
-    yield c
-    c.close()
-
-
-def fresh_result(cl: Client, emu: Emulator, prompt: str = "a lemon", count: int = 1) -> Result:
-    result = cl.generate(prompt, count=count)
-    emu.reset_counters()
+def fresh_result(client: Client, emulator: Emulator, prompt: str = "a lemon",
+                 count: int = 1) -> Result:
+    result = client.generate(prompt, count=count)
+    emulator.reset_counters()
     return result
 
 
-def test_concurrent_bytes_calls_share_one_download(cl: Client, emu: Emulator) -> None:
-    image = fresh_result(cl, emu).image
-    emu.inject("slow_headers", endpoint="files", delay=0.5)  # every caller arrives mid-fetch
+def test_concurrent_bytes_calls_share_one_download(client: Client, emulator: Emulator) -> None:
+    image = fresh_result(client, emulator).image
+    emulator.inject("slow_headers", endpoint="files", delay=0.5)  # every caller arrives mid-fetch
     got = together(image.bytes)
-    assert emu.downloads == 1
+    assert emulator.downloads == 1
     assert len(got) == THREADS
     first = got[0]
     assert isinstance(first, bytes) and first.startswith(b"\x89PNG")
     assert all(g is first for g in got)  # the very same bytes object, from the cache
-    assert image.bytes() is first and emu.downloads == 1
+    assert image.bytes() is first and emulator.downloads == 1
 
 
-def test_copies_made_with_replace_share_the_download(cl: Client, emu: Emulator) -> None:
+def test_copies_made_with_replace_share_the_download(client: Client, emulator: Emulator) -> None:
     import dataclasses
 
-    image = fresh_result(cl, emu).image
+    image = fresh_result(client, emulator).image
     twin = dataclasses.replace(image)
-    emu.inject("slow_headers", endpoint="files", delay=0.3)
+    emulator.inject("slow_headers", endpoint="files", delay=0.3)
     callers = iter([image, twin, image, twin])
     got = together(lambda: next(callers).bytes(), 4)
-    assert emu.downloads == 1 and len({id(g) for g in got}) == 1
+    assert emulator.downloads == 1 and len({id(g) for g in got}) == 1
 
 
-def test_concurrent_callers_share_a_failed_download_then_may_retry(emu: Emulator) -> None:
-    image = GeneratedImage(url=emu.base_url + "/files/no-such-task-0.png", prompt="x")
-    emu.inject("slow_headers", endpoint="files", delay=0.5)
+def test_concurrent_callers_share_a_failed_download_then_may_retry(emulator: Emulator) -> None:
+    image = GeneratedImage(url=emulator.base_url + "/files/no-such-task-0.png", prompt="x")
+    emulator.inject("slow_headers", endpoint="files", delay=0.5)
     got = together(image.bytes)
-    assert emu.downloads == 1  # a 404 is not retried, and the waiting callers share it
+    assert emulator.downloads == 1  # a 404 is not retried, and the waiting callers share it
     assert all(isinstance(g, DownloadError) and g.status_code == 404 for g in got)
     with pytest.raises(DownloadError):  # a later call tries again: errors are not kept
         image.bytes()
-    assert emu.downloads == 2
+    assert emulator.downloads == 2
     assert "data" not in image._cache
 
 
-def test_images_stay_picklable(cl: Client, emu: Emulator) -> None:
+def test_images_stay_picklable(client: Client, emulator: Emulator) -> None:
     import pickle
 
-    result = fresh_result(cl, emu)
+    result = fresh_result(client, emulator)
     data = result.image.bytes()
     again = pickle.loads(pickle.dumps(result))
     assert again == result and again.image.bytes() == data
-    assert emu.downloads == 1  # the byte cache travels with the image
+    assert emulator.downloads == 1  # the byte cache travels with the image
 
 
-def test_grid_and_history_fetch_each_image_once(cl: Client, emu: Emulator,
+def test_grid_and_history_fetch_each_image_once(client: Client, emulator: Emulator,
                                                tmp_path: Path) -> None:
     prompts = ["a lemon on a table", "a pear on a table", "a fig on a table"]
     with History(tmp_path / "hist") as hist:
         # Every first GET stalls, so the grid's thumbnails and the history's copies are
         # both asking while a download is under way.
-        emu.inject("slow_headers", endpoint="files", delay=0.3, times=len(prompts) * 2)
-        view = grid(prompts=prompts, count=2, client=cl, history=hist)
+        emulator.inject("slow_headers", endpoint="files", delay=0.3, times=len(prompts) * 2)
+        view = grid(prompts=prompts, count=2, client=client, history=hist)
         outcomes = view.wait(timeout=60)
         assert hist.flush(timeout=60)
         results = [r for r in outcomes.values() if isinstance(r, Result)]
         assert len(results) == len(prompts) and all(len(r) == 2 for r in results)
-        assert emu.downloads == len(prompts) * 2
+        assert emulator.downloads == len(prompts) * 2
         stored = [r for rec in hist for r in rec.results]
         assert len(stored) == len(prompts) * 2 and all(r.local for r in stored)
         for rec in hist:  # the history kept the very bytes the grid showed (plus metadata)
@@ -143,13 +131,13 @@ def test_pillow_work_runs_in_several_threads_at_once() -> None:
     seen: list[bool] = []
 
     def first() -> None:
-        with images._quiet_pillow():
+        with quiet_pillow():
             first_inside.set()
             seen.append(second_inside.wait(5))
 
     def second() -> None:
         first_inside.wait(5)
-        with images._quiet_pillow():
+        with quiet_pillow():
             second_inside.set()
 
     threads = [threading.Thread(target=first), threading.Thread(target=second)]

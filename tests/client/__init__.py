@@ -1,0 +1,1 @@
+"""Tests of the HTTP client: requests, the retry policy, the poller, listeners."""

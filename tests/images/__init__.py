@@ -1,0 +1,1 @@
+"""Tests of image I/O: the normaliser, downloads, thumbnails and metadata."""
