@@ -10,7 +10,8 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .server import Emulator, Latency
+from nanobanana_widgets.emulator.server import Emulator
+from nanobanana_widgets.emulator.state import Latency
 
 
 def _latency(text: str) -> Latency:
