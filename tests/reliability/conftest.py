@@ -3,19 +3,58 @@ images request met, and a capture of everything that could escape unnoticed."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import threading
-import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 from PIL import Image
 
 from nanobanana_widgets.emulator import Emulator
+from nanobanana_widgets.emulator.callbacks import Callbacks
+from nanobanana_widgets.emulator.endpoints import Endpoints
+from nanobanana_widgets.emulator.files import ImageFiles
+from nanobanana_widgets.emulator.handler import Handler
+from nanobanana_widgets.emulator.state import EmulatorState, Fault, Task
+
+
+class _RecordingEndpoints(Endpoints):
+    """The emulator's endpoints, noting the fault each images request met, per prompt."""
+
+    def __init__(self, *args: Any, attempts: dict[str | None, list[str | None]]) -> None:
+        super().__init__(*args)
+        self.attempts = attempts
+        self._attempts_lock = threading.Lock()
+        self._local = threading.local()
+
+    def _take_fault(self, endpoint: str) -> Fault | None:
+        fault = super()._take_fault(endpoint)
+        if endpoint == "images":
+            self._local.fault = fault.kind if fault is not None else None
+        return fault
+
+    def _images(self, h: Handler, path: str, raw: bytes) -> None:
+        self._local.fault = None
+        try:
+            super()._images(h, path, raw)
+        finally:
+            try:
+                prompt = json.loads(raw).get("prompt")
+            except (ValueError, AttributeError):
+                prompt = None
+            with self._attempts_lock:
+                self.attempts[prompt].append(self._local.fault)
+
+
+class _SmallImageFiles(ImageFiles):
+    """The emulator's files, drawn as 48 px placeholders."""
+
+    def _render(self, task: Task, index: int, depth: int) -> Image.Image:
+        shade = (len(task.id) * 7 + index * 40) % 256
+        return Image.new("RGB", (48, 48), (shade, 120, 255 - shade))
 
 
 class RecordingEmulator(Emulator):
@@ -28,35 +67,14 @@ class RecordingEmulator(Emulator):
     """
 
     def __init__(self, *, small_images: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
         self.attempts: dict[str | None, list[str | None]] = defaultdict(list)
-        self._attempts_lock = threading.Lock()
-        self._local = threading.local()
         self._small_images = small_images
+        super().__init__(**kwargs)
 
-    def _take_fault(self, endpoint: str) -> Any:
-        fault = super()._take_fault(endpoint)
-        if endpoint == "images":
-            self._local.fault = fault.kind if fault is not None else None
-        return fault
-
-    def _images(self, h: Any, path: str, raw: bytes) -> None:
-        self._local.fault = None
-        try:
-            super()._images(h, path, raw)
-        finally:
-            try:
-                prompt = json.loads(raw).get("prompt")
-            except (ValueError, AttributeError):
-                prompt = None
-            with self._attempts_lock:
-                self.attempts[prompt].append(self._local.fault)
-
-    def _render(self, task: Any, index: int, depth: int) -> Image.Image:
-        if not self._small_images:
-            return super()._render(task, index, depth)
-        shade = (len(task.id) * 7 + index * 40) % 256
-        return Image.new("RGB", (48, 48), (shade, 120, 255 - shade))
+    def _make_endpoints(self, state: EmulatorState, callbacks: Callbacks,
+                        tokens: Iterable[str] | None) -> Endpoints:
+        files = _SmallImageFiles(state) if self._small_images else ImageFiles(state)
+        return _RecordingEndpoints(state, files, callbacks, tokens, attempts=self.attempts)
 
 
 class Escapes(logging.Handler):
@@ -98,17 +116,3 @@ def escapes() -> Iterator[Escapes]:
         threading.excepthook = old_hook
         for lg in loggers:
             lg.removeHandler(handler)
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def png_bytes(size: tuple[int, int] = (40, 30), color: str = "teal") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()

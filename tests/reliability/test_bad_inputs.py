@@ -5,7 +5,6 @@ message that names the problem; inputs refused locally must send nothing.
 
 from __future__ import annotations
 
-import io
 import re
 import socket
 import struct
@@ -16,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
@@ -24,8 +22,10 @@ from nanobanana_widgets.images import download, to_image_url
 from nanobanana_widgets.service import errors as E
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.panel import PromptPanel
+from support import png
 
 TOKEN = "bad-inputs-token-4c2a"
+PHOTO = png("purple", (64, 48))
 
 
 @dataclass
@@ -54,12 +54,6 @@ def env(emu: Emulator, tmp_path: Path) -> Iterator[Env]:
     client.backoff_base = 0.001
     yield Env(emu, client, tmp_path)
     client.close()
-
-
-def png(size: tuple[int, int] = (64, 48)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, "purple").save(buf, "PNG")
-    return buf.getvalue()
 
 
 def write(env: Env, name: str, data: bytes | str) -> str:
@@ -188,7 +182,7 @@ CASES = [
     Case("edit without images", lambda env: env.client.submit("x", action="edit"),
          E.InvalidParameterError, r"image_urls.*edit needs at least one input image",
          sends=False),
-    Case("17 input images", lambda env: env.client.edit("x", [png()] * 17),
+    Case("17 input images", lambda env: env.client.edit("x", [PHOTO] * 17),
          E.InvalidParameterError, r"17 images.*at most 16", sends=False),
     Case("callback not http", gen(callback_url="ftp://example.com/hook"),
          E.InvalidParameterError, r"Invalid callback_url: 'ftp://example.com/hook'",
@@ -204,7 +198,7 @@ CASES = [
          E.ImageInputError, r"notes\.png.*not an image: it contains text", sends=False),
     Case("empty file", lambda env: env.client.edit("x", write(env, "empty.png", b"")),
          E.ImageInputError, r"empty\.png.*empty \(0 bytes\)", sends=False),
-    Case("truncated PNG", lambda env: env.client.edit("x", write(env, "cut.png", png()[:60])),
+    Case("truncated PNG", lambda env: env.client.edit("x", write(env, "cut.png", PHOTO[:60])),
          E.ImageInputError, r"cut\.png.*(truncated|damaged|corrupt)", sends=False),
     Case("HTML saved as .jpg",
          lambda env: env.client.edit("x", write(env, "page.jpg", "<html><body>404</body></html>")),

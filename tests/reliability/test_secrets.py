@@ -26,8 +26,7 @@ from nanobanana_widgets.images import download, read_metadata
 from nanobanana_widgets.service.errors import NanoBananaError
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.panel import PromptPanel
-
-from .conftest import png_bytes
+from support import png
 
 SECRET = "sk-live-SECRET-7e1f0c9a2b4d"
 FORMS = (SECRET.encode(), base64.b64encode(SECRET.encode()),
@@ -100,7 +99,7 @@ class EchoHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         EchoHandler.seen_headers.append(dict(self.headers.items()))
-        self._send(200, png_bytes(), "image/png")
+        self._send(200, png(), "image/png")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -171,7 +170,7 @@ def test_token_never_leaks_from_panel_history_files_logs_or_errors(
         panel.generate_button.click()
         first = panel.runs[-1].wait(30)
         assert first is not None
-        panel.inputs = [png_bytes()]
+        panel.inputs = [png()]
         panel.action = "edit"
         panel.prompt = "make it night"
         panel.generate_button.click()

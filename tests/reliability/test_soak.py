@@ -18,7 +18,7 @@ import pytest
 
 from nanobanana_widgets import functions, session
 from nanobanana_widgets.client import Client, Task
-from nanobanana_widgets.emulator.server import FAULT_KINDS
+from nanobanana_widgets.emulator import FAULT_KINDS
 from nanobanana_widgets.service.errors import NanoBananaError
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.store import History, Record

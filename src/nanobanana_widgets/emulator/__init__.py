@@ -7,6 +7,8 @@ and can inject every failure the client must survive (:meth:`Emulator.inject`).
 
 from __future__ import annotations
 
-from .server import DEFAULT_FAULT_KINDS, FAULT_KINDS, Emulator, is_loopback_host
+from nanobanana_widgets.emulator.addresses import is_loopback_host
+from nanobanana_widgets.emulator.server import Emulator
+from nanobanana_widgets.emulator.state import DEFAULT_FAULT_KINDS, FAULT_KINDS
 
 __all__ = ["DEFAULT_FAULT_KINDS", "FAULT_KINDS", "Emulator", "is_loopback_host"]

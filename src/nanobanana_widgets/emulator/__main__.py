@@ -1,16 +1,22 @@
-"""``python -m nanobanana_widgets.emulator``: run the emulator until SIGINT or SIGTERM."""
+"""``python -m nanobanana_widgets.emulator``: run the emulator until SIGINT or SIGTERM.
+
+With ``--parent-pid PID`` it also stops when that process (the one that started it) is gone,
+so a demo killed without a chance to clean up leaves no emulator behind.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .server import Emulator, Latency
+from nanobanana_widgets.emulator.server import Emulator
+from nanobanana_widgets.emulator.state import Latency
 
 
 def _latency(text: str) -> Latency:
@@ -38,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the latency RNG")
     parser.add_argument("--token", action="append", dest="tokens", default=None,
                         help="accept only this bearer token (repeatable; default: any)")
+    parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
+                        help="stop when process PID, which started this one, exits "
+                             "(make demo passes its own)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests' outcomes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
@@ -59,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Nano Banana emulator listening on {emu.base_url}", flush=True)
     try:
         while not stop.wait(0.2):
-            pass
+            if args.parent_pid is not None and os.getppid() != args.parent_pid:
+                logging.getLogger(__name__).info("parent %s is gone; stopping", args.parent_pid)
+                break
     finally:
         emu.stop()
     return 0

@@ -20,12 +20,13 @@ from typing import Any
 import nbformat
 import pytest
 
-from _notebook_runner import NotebookRun, run_all
 from nanobanana_widgets.emulator import Emulator
+
+from ._notebook_runner import NotebookRun, run_all
 
 pytestmark = pytest.mark.notebooks
 
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 EXPECTED = ["01_quickstart", "02_editing", "03_compare_and_grids", "04_history", "05_batch"]

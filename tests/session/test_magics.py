@@ -23,6 +23,7 @@ from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.magics import MagicRequestError, MagicUsageError
 from nanobanana_widgets.service.errors import ContentRefusedError
+from support import png
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def succeeded(result: ExecutionResult) -> Any:
 
 
 def png_file(path: Path, size: tuple[int, int] = (48, 32), colour: str = "teal") -> Path:
-    Image.new("RGB", size, colour).save(path)
+    path.write_bytes(png(colour, size))
     return path
 
 

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 import pytest
 
 import nanobanana_widgets as nb
-from conftest import TEST_TOKEN
 from nanobanana_widgets import functions, session
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
 from nanobanana_widgets.service.errors import MissingTokenError
 from nanobanana_widgets.service.types import Result
+from support import TEST_TOKEN
 
 
 @pytest.fixture(autouse=True)

@@ -32,12 +32,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from _notebook_runner import NotebookRun, run_all
-from test_notebooks import BUDGET_SECONDS, NAMES
+from ._notebook_runner import NotebookRun, run_all
+from .test_notebooks import BUDGET_SECONDS, NAMES
 
 pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = ["jupyterlab", "notebook", "ipykernel"]
 """What Binder's image already has; installed here as its stand-in."""
 PIP_TIMEOUT = 900

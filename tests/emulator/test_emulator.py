@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import io
 import json
@@ -12,9 +11,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,9 +22,9 @@ from PIL import Image
 
 from nanobanana_widgets.emulator import FAULT_KINDS, Emulator, is_loopback_host
 from nanobanana_widgets.service.models import MAX_IMAGE_BYTES
+from support import TEST_TOKEN, png, png_data_uri
 
-TOKEN = "test-token-7f3a9c"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = {"authorization": f"Bearer {TEST_TOKEN}"}
 RECORD_KEYS = [
     "_id", "id", "api_id", "application_id", "credential_id", "user_id", "type", "trace_id",
     "created_at", "started_at", "finished_at", "elapsed", "request", "response",
@@ -59,19 +57,14 @@ def assert_error(resp: requests.Response, status: int, code: str) -> dict[str, A
     return body
 
 
-def png(resp: requests.Response) -> Image.Image:
+def decoded(resp: requests.Response) -> Image.Image:
+    """The PNG of an answer, checked to be one."""
     assert resp.status_code == 200, resp.text
     assert resp.headers["Content-Type"] == "image/png"
     img = Image.open(io.BytesIO(resp.content))
     img.load()
     assert img.format == "PNG"
     return img
-
-
-def data_uri(img: Image.Image) -> str:
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -118,7 +111,7 @@ def test_sync_generate_on_both_paths(emulator: Emulator, path: str) -> None:
     urls = [d["image_url"] for d in body["data"]]
     assert urls == [f"{emulator.base_url}/files/{body['task_id']}-{i}.png" for i in range(2)]
     for url in urls:
-        png(requests.get(url, timeout=10))
+        decoded(requests.get(url, timeout=10))
 
 
 @pytest.mark.parametrize(
@@ -165,7 +158,7 @@ def test_keep_alive_and_content_length(emulator: Emulator) -> None:
 @pytest.mark.parametrize(
     "headers",
     [{}, {"authorization": "Bearer"}, {"authorization": "Bearer   "},
-     {"authorization": f"Basic {TOKEN}"}, {"authorization": TOKEN}],
+     {"authorization": f"Basic {TEST_TOKEN}"}, {"authorization": TEST_TOKEN}],
 )
 def test_missing_or_malformed_token_is_401(emulator: Emulator, headers: dict[str, str]) -> None:
     body = {"action": "generate", "prompt": "x"}
@@ -192,9 +185,9 @@ def test_token_never_logged_or_stored(emulator: Emulator, caplog: pytest.LogCapt
     images(emulator)
     images(emulator, **{"async": True})
     post(emulator, "/nano-banana/tasks", {"action": "retrieve", "id": "x"})
-    assert TOKEN not in caplog.text
-    assert TOKEN not in repr(emulator.requests_log)
-    assert TOKEN not in repr(emulator)
+    assert TEST_TOKEN not in caplog.text
+    assert TEST_TOKEN not in repr(emulator.requests_log)
+    assert TEST_TOKEN not in repr(emulator)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -244,12 +237,11 @@ def test_invalid_json_is_400(emulator: Emulator, raw: bytes) -> None:
 
 
 def test_too_large_data_uri_is_413(emulator: Emulator) -> None:
-    payload = base64.b64encode(b"\0" * (MAX_IMAGE_BYTES + 16)).decode()
-    body = {"action": "edit", "prompt": "x", "image_urls": ["data:image/png;base64," + payload]}
+    body = {"action": "edit", "prompt": "x",
+            "image_urls": [png_data_uri(b"\0" * (MAX_IMAGE_BYTES + 16))]}
     assert_error(post(emulator, "/nano-banana/images", body), 413, "request_too_large")
     # just under the limit is accepted (the emulator then draws a placeholder for it)
-    small = base64.b64encode(b"\0" * (MAX_IMAGE_BYTES - 16)).decode()
-    body["image_urls"] = ["data:image/png;base64," + small]
+    body["image_urls"] = [png_data_uri(b"\0" * (MAX_IMAGE_BYTES - 16))]
     assert post(emulator, "/nano-banana/images", body).status_code == 200
 
 
@@ -346,11 +338,14 @@ def test_tasks_endpoint_errors(emulator: Emulator, body: dict[str, Any], status:
     assert_error(post(emulator, "/nano-banana/tasks", body), status, code)
 
 
-def test_latency_range_is_seeded_and_set_latency_affects_new_tasks() -> None:
+def test_latency_range_is_seeded_and_set_latency_affects_new_tasks(
+    wait_until: Callable[..., None],
+) -> None:
     def elapsed(seed: int) -> list[float]:
         with Emulator(latency=(0.0, 0.02), seed=seed) as emu:
             ids = [images(emu, **{"async": True}).json()["task_id"] for _ in range(4)]
-            time.sleep(0.05)  # let them all finish by themselves: elapsed is the drawn latency
+            # let them all finish by themselves: elapsed is the drawn latency
+            wait_until(lambda: emu.pending == 0, "the tasks to finish by themselves")
             items = post(emu, "/nano-banana/tasks", {"action": "retrieve_batch", "ids": ids})
             return [item["elapsed"] for item in items.json()["items"]]
 
@@ -370,7 +365,7 @@ def test_latency_range_is_seeded_and_set_latency_affects_new_tasks() -> None:
 
 
 def test_callback_is_posted_to_loopback_receiver(
-    receiver: tuple[str, queue.Queue[Any]],
+    receiver: tuple[str, queue.Queue[Any]], wait_until: Callable[..., None],
 ) -> None:
     url, bodies = receiver
     with Emulator(latency=0.02) as emu:
@@ -383,7 +378,7 @@ def test_callback_is_posted_to_loopback_receiver(
         assert posted["trace_id"] == accepted["trace_id"]
         assert [d["prompt"] for d in posted["data"]] == ["call me"]
         assert posted == retrieve(emu, accepted["task_id"]).json()["response"]
-        png(requests.get(posted["data"][0]["image_url"], timeout=10))
+        decoded(requests.get(posted["data"][0]["image_url"], timeout=10))
 
         # a task that never finishes by itself calls back when finished by hand
         emu.set_latency(float("inf"))
@@ -391,9 +386,8 @@ def test_callback_is_posted_to_loopback_receiver(
         assert bodies.empty()
         emu.finish_all()
         assert bodies.get(timeout=5)["task_id"] == task_id
-        deadline = time.monotonic() + 5  # counted once the receiver has answered
-        while emu.callbacks < 2 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        # counted once the receiver has answered
+        wait_until(lambda: emu.callbacks >= 2, "both callbacks to be counted", timeout=5)
         assert emu.callbacks == 2
 
 
@@ -409,21 +403,22 @@ def test_callback_to_failed_task_posts_the_failure(
         assert posted["error"]["code"] == "forbidden"
 
 
-def test_callback_to_remote_host_is_skipped(caplog: pytest.LogCaptureFixture) -> None:
+def test_callback_to_remote_host_is_skipped(
+    caplog: pytest.LogCaptureFixture, wait_until: Callable[..., None],
+) -> None:
     caplog.set_level(logging.WARNING, logger="nanobanana_widgets.emulator")
     with Emulator(latency=float("inf")) as emu:
         images(emu, callback_url="http://callbacks.example.com/hook")
         emu.finish_all()
-        deadline = time.monotonic() + 5
-        while "not a loopback host" not in caplog.text and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: "not a loopback host" in caplog.text, "the skipped callback's warning",
+                   timeout=5)
     assert "callbacks.example.com" in caplog.text
     assert "not a loopback host" in caplog.text
     assert emu.callbacks == 0
 
 
 def test_stop_cancels_callbacks_and_hangs_up_sync_waiters(
-    receiver: tuple[str, queue.Queue[Any]],
+    receiver: tuple[str, queue.Queue[Any]], wait_until: Callable[..., None],
 ) -> None:
     url, bodies = receiver
     emu = Emulator(latency=float("inf")).start()
@@ -440,8 +435,7 @@ def test_stop_cancels_callbacks_and_hangs_up_sync_waiters(
 
     caller = threading.Thread(target=sync_call)
     caller.start()
-    while emu.submissions < 3:
-        time.sleep(0.01)
+    wait_until(lambda: emu.submissions >= 3, "the synchronous call to arrive")
     emu.stop()
     caller.join(5)
     assert not caller.is_alive()
@@ -480,7 +474,7 @@ def test_generated_image_sizes(emulator: Emulator, model: str, aspect_ratio: str
     if resolution:
         body["resolution"] = resolution
     url = images(emulator, **body).json()["data"][0]["image_url"]
-    assert png(requests.get(url, timeout=10)).size == size
+    assert decoded(requests.get(url, timeout=10)).size == size
 
 
 def _image_bytes(emu: Emulator, **body: Any) -> list[bytes]:
@@ -502,7 +496,7 @@ def test_images_are_deterministic_and_depend_on_the_request(emulator: Emulator) 
 
 def test_generated_image_is_not_blank(emulator: Emulator) -> None:
     url = images(emulator, prompt="colourful").json()["data"][0]["image_url"]
-    img = png(requests.get(url, timeout=10)).convert("RGB")
+    img = decoded(requests.get(url, timeout=10)).convert("RGB")
     colours = img.resize((64, 64)).getcolors(64 * 64)
     assert colours is not None and len(colours) > 20
 
@@ -515,34 +509,34 @@ def _red_share(img: Image.Image) -> float:
 
 
 def test_edit_shows_its_input(emulator: Emulator) -> None:
-    red = Image.new("RGB", (300, 200), (255, 0, 0))
-    resp = images(emulator, action="edit", prompt="make it pop", image_urls=[data_uri(red)])
-    out = png(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
+    red = png_data_uri(png((255, 0, 0), (300, 200)))
+    resp = images(emulator, action="edit", prompt="make it pop", image_urls=[red])
+    out = decoded(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
     assert out.size == (1024, 683)  # 3:2, the input's ratio
     assert _red_share(out) > 0.6
     generated = images(emulator, prompt="make it pop").json()["data"][0]["image_url"]
-    assert _red_share(png(requests.get(generated, timeout=10))) < 0.2
+    assert _red_share(decoded(requests.get(generated, timeout=10))) < 0.2
 
 
 def test_edit_default_ratio_and_inputs_from_own_files(emulator: Emulator) -> None:
-    tall = Image.new("RGB", (900, 1600), (0, 0, 255))
-    out = png(requests.get(images(emulator, action="edit", prompt="x",
-                                  image_urls=[data_uri(tall)]).json()["data"][0]["image_url"],
+    tall = png_data_uri(png((0, 0, 255), (900, 1600)))
+    out = decoded(requests.get(images(emulator, action="edit", prompt="x",
+                                  image_urls=[tall]).json()["data"][0]["image_url"],
                            timeout=10))
     assert out.size == (576, 1024)
 
-    red = Image.new("RGB", (64, 64), (255, 0, 0))
-    first = images(emulator, action="edit", prompt="a", image_urls=[data_uri(red)],
+    red = png_data_uri(png((255, 0, 0), (64, 64)))
+    first = images(emulator, action="edit", prompt="a", image_urls=[red],
                    aspect_ratio="16:9").json()["data"][0]["image_url"]
     second = images(emulator, action="edit", prompt="b",
                     image_urls=[first]).json()["data"][0]["image_url"]
-    out = png(requests.get(second, timeout=10))
+    out = decoded(requests.get(second, timeout=10))
     assert out.size == (1024, 576)  # the ratio of the emulator's own input file
     assert _red_share(out) > 0.5
     # an explicit ratio wins, and foreign URLs become placeholder tiles (no network)
     resp = images(emulator, action="edit", prompt="c", aspect_ratio="1:1",
-                  image_urls=["https://cdn.example.com/cat.png", data_uri(red)])
-    out = png(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
+                  image_urls=["https://cdn.example.com/cat.png", red])
+    out = decoded(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
     assert out.size == (1024, 1024)
     assert 0.2 < _red_share(out) < 0.6
 
@@ -769,7 +763,7 @@ def test_cli_serves_until_sigterm() -> None:
         resp = requests.post(base_url + "/nano-banana/images", headers=AUTH, timeout=10,
                              json={"action": "generate", "prompt": "from the shell"})
         assert resp.status_code == 200
-        png(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
+        decoded(requests.get(resp.json()["data"][0]["image_url"], timeout=10))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
         assert proc.stderr is not None

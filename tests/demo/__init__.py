@@ -1,0 +1,1 @@
+"""make demo: the emulator and JupyterLab, started and stopped together."""

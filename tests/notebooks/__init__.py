@@ -1,0 +1,1 @@
+"""The tutorial notebooks, the Binder environment and the benchmark smoke run."""

@@ -1,0 +1,1 @@
+"""The session (default client, history and emulator), the module functions and the magics."""
