@@ -14,7 +14,6 @@ from typing import TypeVar
 import pytest
 from PIL import Image
 
-from _imagefiles import png_claiming
 from nanobanana_widgets import images
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
@@ -23,6 +22,8 @@ from nanobanana_widgets.service.errors import DownloadError, ImageInputError
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.grid import grid
+
+from .imagefiles import png_claiming
 
 T = TypeVar("T")
 THREADS = 8

@@ -15,7 +15,14 @@ import pytest
 import requests
 from PIL import Image
 
-from _imagefiles import (
+from nanobanana_widgets import images
+from nanobanana_widgets.images._pixels import lanczos
+from nanobanana_widgets.images.sources import label_for
+from nanobanana_widgets.service.errors import DownloadError, ImageInputError, InvalidParameterError
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from support import TEST_TOKEN
+
+from .imagefiles import (
     BLUE,
     RED,
     LoopbackServer,
@@ -30,12 +37,6 @@ from _imagefiles import (
     waves,
     with_orientation,
 )
-from nanobanana_widgets import images
-from nanobanana_widgets.images._pixels import lanczos
-from nanobanana_widgets.images.sources import label_for
-from nanobanana_widgets.service.errors import DownloadError, ImageInputError, InvalidParameterError
-from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
-from support import TEST_TOKEN
 
 
 def _close(a: tuple[int, ...], b: tuple[int, ...], tol: int = 40) -> bool:
