@@ -512,6 +512,6 @@ def test_the_panel_keeps_a_small_thumbnail_of_its_results_for_the_strip(
     panel.prompt = "a glass of water"
     run = click_and_wait(panel)
     assert run.result is not None
-    thumb = panel._strip_thumb(history[-1])
+    thumb = panel._strip_thumbs.get(history[-1])
     assert thumb is not None and thumb[:2] == b"\xff\xd8"
     assert max(Image.open(io.BytesIO(thumb)).size) <= 128

@@ -692,7 +692,7 @@ def test_data_url_images_open_full_size_on_demand(panel: PromptPanel) -> None:
     full = "data:image/png;base64," + base64.b64encode(image_bytes(size=(600, 400))).decode()
     request = ImageRequest(action="generate", prompt="inline")
     image = GeneratedImage(url=full, prompt="inline", task_id="t-1", request=request)
-    card = panel._result_card(Thumb(image=image, jpeg=image_bytes("JPEG"), run_number=1))
+    card = panel._gallery.card(Thumb(image=image, jpeg=image_bytes("JPEG"), run_number=1))
     markup = card.children[0].value
     assert full not in markup and "href=" not in markup  # only the thumbnail is kept
     card_buttons(card)["Open"].click()
