@@ -27,7 +27,7 @@ from nanobanana_widgets.service.errors import (
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.grid import Cell, Grid, grid, open_grid
-from nanobanana_widgets.widgets.grid.grid import cell_tag, parse_cell_tag
+from nanobanana_widgets.widgets.grid.plan import cell_tag, parse_cell_tag
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 PROMPTS = ["a lemon on a table", "a pear on a table"]

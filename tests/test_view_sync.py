@@ -90,7 +90,7 @@ def test_finished_grid_cell_ignores_a_late_progress_report(cl: Client) -> None:
     assert "<img" in final
     task_id = g.results[cell].task_id  # type: ignore[union-attr]
     assert task_id is not None
-    g._on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
+    g.runner.on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
     assert g.cell_widget(cell).value == final
 
 
