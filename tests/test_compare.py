@@ -21,7 +21,7 @@ from nanobanana_widgets.service.errors import ContentRefusedError, InvalidParame
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.compare import Comparison, compare
-from nanobanana_widgets.widgets.compare.comparison import prompt_diff_html, word_diff
+from nanobanana_widgets.render.compare import prompt_diff_html, word_diff
 
 HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 IMG_SRC = re.compile(r'<img[^>]*\bsrc="(data:image/jpeg;base64,[^"]+)"')

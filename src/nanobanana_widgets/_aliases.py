@@ -27,7 +27,7 @@ OLD_PATHS: dict[str, tuple[str, ...]] = {
     "panel_run": ("widgets.panel.run", "widgets.panel.runs", "service.errors"),
     "history_strip": ("widgets.panel.strip",),
     "keys": ("widgets.panel.keys",),
-    "compare": ("widgets.compare.comparison",),
+    "compare": ("widgets.compare.comparison", "widgets.compare.sides"),
     "grid": ("widgets.grid.grid", "widgets.grid.view", "widgets.grid.plan",
              "widgets.grid.runner"),
     "view_sync": ("widgets._ui",),
