@@ -27,11 +27,13 @@ __all__ = [
     "cell_waiting_html",
     "column_head_html",
     "column_label",
+    "corner_html",
     "grid_styles",
     "grid_title_html",
     "plan_html",
     "record_caption",
     "record_cell_title",
+    "repeat_head_html",
     "row_head_html",
     "status_line_html",
 ]
@@ -102,6 +104,16 @@ def status_line_html(text: str, *, error: bool = False) -> str:
     """The grid's one status line."""
     style = _CELL_ERROR_STYLE if error else "overflow-wrap:anywhere;"
     return f'<div style="{style}">{html.escape(text)}</div>'
+
+
+def corner_html() -> str:
+    """The matrix's top-left corner, over the prompts."""
+    return '<div class="nbw-muted">prompt</div>'
+
+
+def repeat_head_html(repeat: int) -> str:
+    """The head of a repeat's column (from 0): ``#1``, ``#2``, ..."""
+    return f'<div class="nbw-muted">#{repeat + 1}</div>'
 
 
 def column_head_html(column: Sequence[str | None]) -> str:

@@ -30,11 +30,13 @@ from nanobanana_widgets.render.grid import (
     cell_waiting_html,
     column_head_html,
     column_label,
+    corner_html,
     grid_styles,
     grid_title_html,
     plan_html,
     record_caption,
     record_cell_title,
+    repeat_head_html,
     row_head_html,
     status_line_html,
 )
@@ -178,7 +180,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         # Up to 4 columns fit a ~470 px output area (a 900 px window with the sidebar open);
         # wider grids scroll inside the matrix, never the page.
         first_col, min_px = ("minmax(60px, 0.6fr)", 80) if n <= 4 else ("minmax(90px, 0.7fr)", 120)
-        children: list[w.Widget] = [w.HTML('<div class="nbw-muted">prompt</div>')]
+        children: list[w.Widget] = [w.HTML(corner_html())]
         for column in p.columns:
             children.append(w.HTML(column_head_html(column),
                                    layout=w.Layout(grid_column=f"span {p.repeats}",
@@ -187,7 +189,7 @@ class Grid(w.VBox):  # type: ignore[misc]
             children.append(w.HTML(""))
             for _column in p.columns:
                 for rep in range(p.repeats):
-                    children.append(w.HTML(f'<div class="nbw-muted">#{rep + 1}</div>',
+                    children.append(w.HTML(repeat_head_html(rep),
                                            layout=w.Layout(min_width="0")))
         for row, prompt in enumerate(p.prompts):
             children.append(w.HTML(row_head_html(prompt, row), layout=w.Layout(min_width="0")))

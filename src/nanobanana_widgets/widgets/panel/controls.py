@@ -219,10 +219,3 @@ class Controls:
             f"{model} supports only {', '.join(allowed)}: resolution changed from {current} to "
             f"{DEFAULT_RESOLUTION}.", "warning",
         )
-
-    def close(self) -> None:
-        """Close the control widgets."""
-        for widget in (self.prompt_box, self.action_toggle, self.model_dropdown,
-                       self.count_slider, self.aspect_dropdown, self.resolution_dropdown,
-                       self.box):
-            widget.close()
