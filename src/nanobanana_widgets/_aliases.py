@@ -23,12 +23,13 @@ OLD_PATHS: dict[str, tuple[str, ...]] = {
     "helpers": ("functions", "session"),
     "history": ("store.history", "store", "store.recorder", "store.views", "session"),
     "history_store": ("store.schema",),
-    "panel": ("widgets.panel.panel",),
-    "panel_run": ("widgets.panel.run", "service.errors"),
+    "panel": ("widgets.panel.panel", "widgets.panel.inputs"),
+    "panel_run": ("widgets.panel.run", "widgets.panel.runs", "service.errors"),
     "history_strip": ("widgets.panel.strip",),
     "keys": ("widgets.panel.keys",),
-    "compare": ("widgets.compare.comparison",),
-    "grid": ("widgets.grid.grid",),
+    "compare": ("widgets.compare.comparison", "widgets.compare.sides"),
+    "grid": ("widgets.grid.grid", "widgets.grid.view", "widgets.grid.plan",
+             "widgets.grid.runner"),
     "view_sync": ("widgets._ui",),
 }
 """Old module name → the modules (relative to the package) its names now live in."""

@@ -19,14 +19,14 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import ipywidgets as w
 
-__all__ = ["Painter", "ViewSync", "widget_tree"]
+__all__ = ["Painter", "ViewSync", "close_tree", "guarded", "widget_tree"]
 
 _STATIC = Path(__file__).parent / "static"
 _log = logging.getLogger(__name__)
@@ -48,6 +48,33 @@ def widget_tree(root: w.Widget) -> Iterator[w.Widget]:
                 stack.append(value)
             elif isinstance(value, (list, tuple)):
                 stack.extend(v for v in value if isinstance(v, w.Widget))
+
+
+def close_tree(widget: Any) -> None:
+    """Close ``widget`` and its children, depth first (their comms go away)."""
+    children: Sequence[Any] = getattr(widget, "children", ()) or ()
+    for child in children:
+        close_tree(child)
+    widget.close()
+
+
+def guarded(handler: Callable[..., object],
+            report: Callable[[BaseException], object]) -> Callable[..., None]:
+    """``handler`` wrapped for a widget callback: an exception it raises goes to
+    ``report`` (a view's status line), never into ipywidgets' log only. A failing
+    ``report`` is logged."""
+
+    def call(*args: Any) -> None:
+        try:
+            handler(*args)
+        except Exception as exc:  # a click never loses its error
+            _log.debug("widget callback failed", exc_info=True)
+            try:
+                report(exc)
+            except Exception:
+                _log.exception("reporting a widget callback's error failed")
+
+    return call
 
 
 class ViewSync(anywidget.AnyWidget):

@@ -1,24 +1,29 @@
-"""One run of the prompt panel: a background job with a progress row and a handle.
+"""One run of the prompt panel: a background job with a progress row and a handle, and the
+box of rows.
 
 A :class:`PanelRun` normalises the inputs, submits through the client, waits with
 progress, downloads thumbnails of the images and reports back, all in a worker thread.
 Every exception ends up in ``run.error`` and, through the panel, in its status area.
 The run holds no HTTP code: it calls ``client.submit(...)`` and ``task.wait(...)``.
+
+Its stage only moves forward (a late progress report from the client's poller never takes
+a run that is downloading back to "waiting"), and its row is painted through a
+:class:`~nanobanana_widgets.widgets._ui.Painter` with the stage's rank and a revision taken
+with the state it shows, so the row never goes back to an older state either.
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
 from nanobanana_widgets.images import thumbnail, to_image_url
+from nanobanana_widgets.render.panel import run_row_html
 from nanobanana_widgets.service.errors import (
     CancelledError,
     TaskFailedError,
@@ -26,53 +31,28 @@ from nanobanana_widgets.service.errors import (
     describe_error,
 )
 from nanobanana_widgets.service.types import GeneratedImage, Result
+from nanobanana_widgets.widgets._ui import Painter, guarded
+from nanobanana_widgets.widgets.panel.runs import (
+    FINISHED_STAGES,
+    STAGE_RANK,
+    RunSpec,
+    RunStage,
+    Thumb,
+)
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client, Progress, Task
 
-__all__ = ["PanelRun", "RunSpec", "RunStage", "Thumb", "describe_error"]
+__all__ = ["RESULT_THUMB_SIDE", "PanelRun", "RunRows", "RunSpec", "RunStage", "Thumb",
+           "describe_error"]
 
 _log = logging.getLogger(__name__)
-
-RunStage = Literal[
-    "queued", "preparing", "sending", "submitted", "waiting", "downloading",
-    "done", "failed", "cancelled",
-]
-FINISHED_STAGES: frozenset[str] = frozenset({"done", "failed", "cancelled"})
 
 RESULT_THUMB_SIDE = 256
 """Longest side, in pixels, of the result thumbnails kept in widget state."""
 
-_PROMPT_CHARS = 70
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """What one run asks for: the panel's controls at the moment of the click."""
-
-    prompt: str
-    action: str = "generate"
-    model: str = "nano-banana"
-    count: int = 1
-    aspect_ratio: str | None = None
-    resolution: str | None = None
-    inputs: tuple[tuple[str, Any], ...] = ()
-    """``(label, source)`` pairs; sources go through ``images.to_image_url``."""
-
-
-@dataclass(frozen=True)
-class Thumb:
-    """One result image with its small JPEG thumbnail (or why there is none)."""
-
-    image: GeneratedImage
-    jpeg: bytes | None
-    error: str | None = None
-    run_number: int = 0
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
-
-
-def _fmt_seconds(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+MAX_FINISHED_ROWS = 3
+"""Finished runs whose progress rows stay visible (runs in flight always are)."""
 
 
 class PanelRun:
@@ -92,6 +72,7 @@ class PanelRun:
         *,
         on_finish: Callable[[PanelRun], None] | None = None,
         thumb_side: int = RESULT_THUMB_SIDE,
+        painter: Painter | None = None,
     ) -> None:
         self.number = number
         self.spec = spec
@@ -108,6 +89,8 @@ class PanelRun:
         self._finished = threading.Event()
         self._on_finish = on_finish
         self._thumb_side = thumb_side
+        self._painter = painter if painter is not None else Painter()
+        self._revision = 0
 
         self.label = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.cancel_button = w.Button(
@@ -116,7 +99,7 @@ class PanelRun:
             tooltip="Stop waiting for this run (the service may still finish and bill it)",
             layout=w.Layout(width="auto", flex="0 0 auto"),
         )
-        self.cancel_button.on_click(self._on_cancel_click)
+        self.cancel_button.on_click(guarded(lambda _b: self.cancel(), self._log_error))
         self.row = w.HBox(
             [self.label, self.cancel_button],
             layout=w.Layout(width="100%", align_items="center", padding="2px 0"),
@@ -170,6 +153,10 @@ class PanelRun:
             task.cancel()
         self._render()
 
+    def refuse(self, error: BaseException) -> None:
+        """End a run that is not sent (a mistake found first): failed with ``error``."""
+        self._finish("failed", error)
+
     # --- the background job ------------------------------------------------------------
 
     def execute(self, client: Client | Callable[[], Client]) -> None:
@@ -186,7 +173,7 @@ class PanelRun:
         spec = self.spec
         if self._should_stop():
             raise CancelledError("Cancelled before it was sent; nothing was billed.")
-        self._set_stage("preparing")
+        self._advance("preparing")
         image_urls: list[str] | None = None
         if spec.inputs:
             image_urls = [to_image_url(source, name=label) for label, source in spec.inputs]
@@ -221,7 +208,7 @@ class PanelRun:
                 "The task finished without images.", task_id=result.task_id,
                 trace_id=result.trace_id,
             )
-        self._set_stage("downloading")
+        self._advance("downloading")
         self.thumbs = [self._thumb(image) for image in result.images]
         self._finish("done", None)
 
@@ -234,28 +221,28 @@ class PanelRun:
         return Thumb(image=image, jpeg=jpeg, run_number=self.number)
 
     def _on_progress(self, progress: Progress) -> None:
+        """The client's poller reports (never blocks it, never raises into it)."""
         try:
-            if progress.stage in ("submitted", "waiting") and self._stage in (
-                "sending", "submitted", "waiting"
-            ):
-                self._set_stage("waiting")
-        except Exception:  # never break the client's poller
+            if progress.stage in ("submitted", "waiting"):
+                self._advance("waiting")
+        except Exception:
             _log.debug("progress update failed", exc_info=True)
 
     def _should_stop(self) -> bool:
         with self._lock:
             return self._cancel_requested
 
-    def _set_stage(self, stage: RunStage) -> None:
+    def _advance(self, stage: RunStage) -> None:
+        """Move to ``stage`` unless the run is there or further already."""
         with self._lock:
-            if self._stage in FINISHED_STAGES:
+            if STAGE_RANK[stage] <= STAGE_RANK[self._stage]:
                 return
             self._stage = stage
         self._render()
 
     def _finish(self, stage: RunStage, error: BaseException | None) -> None:
         with self._lock:
-            if self._finished.is_set():
+            if self._finished.is_set() or self._stage in FINISHED_STAGES:
                 return
             self._stage = stage
             self.error = error
@@ -271,68 +258,43 @@ class PanelRun:
 
     # --- the progress row --------------------------------------------------------------
 
-    def _on_cancel_click(self, _button: Any) -> None:
-        try:
-            self.cancel()
-        except Exception:
-            _log.exception("cancel failed")
+    def _log_error(self, exc: BaseException) -> None:
+        _log.error("panel run #%d: cancel failed: %s", self.number, exc)
 
     def refresh(self) -> None:
         """Redraw the progress row (the elapsed seconds move on while waiting)."""
         self._render()
 
     def _render(self) -> None:
-        # Under the lock: a render computed from a stale stage (e.g. "cancelling", read just
-        # before the worker finished) must never be written after the final one.
         with self._lock:
-            self._render_locked()
-
-    def _render_locked(self) -> None:
-        esc = html.escape
-        stage = self._stage
+            self._revision += 1
+            version = (STAGE_RANK[self._stage], self._revision)
+            stage = self._stage
+            cancel_requested = self._cancel_requested
+            cancelling = cancel_requested and stage not in FINISHED_STAGES
+            result, error, task = self.result, self.error, self.task
+            elapsed = self.elapsed
         spec = self.spec
-        words: dict[str, str] = {
-            "queued": "queued",
-            "preparing": "preparing inputs",
-            "sending": "sending",
-            "submitted": "submitted",
-            "waiting": "waiting",
-            "downloading": "downloading",
-            "done": "done",
-            "failed": "failed",
-            "cancelled": "cancelled",
-        }
-        word = words[stage]
-        if self._cancel_requested and stage not in FINISHED_STAGES:
-            word = "cancelling"
-        prompt = " ".join(spec.prompt.split())
-        if len(prompt) > _PROMPT_CHARS:
-            prompt = prompt[: _PROMPT_CHARS - 1] + "…"
-        details = [_fmt_seconds(self.elapsed)]
-        if stage == "done" and self.result is not None:
-            n = len(self.result.images)
-            details.insert(0, f"{n} image{'s' if n != 1 else ''}")
-        details.append(f"{spec.action} · {spec.model}" + (f" ×{spec.count}" if spec.count > 1
-                                                          else ""))
-        if self.task is not None:
-            details.append(f"task {self.task.id}")
-        text = (
-            f'<span class="nbw-stage" style="font-weight:600;">#{self.number} {esc(word)}</span>'
-            f' <span style="overflow-wrap:anywhere;">“{esc(prompt)}”</span>'
-            f' <span class="nbw-muted">· {esc(" · ".join(details))}</span>'
+        markup = run_row_html(
+            number=self.number, stage=stage, cancelling=cancelling, prompt=spec.prompt,
+            elapsed=elapsed,
+            images=len(result.images) if stage == "done" and result is not None else None,
+            action=spec.action, model=spec.model, count=spec.count,
+            task_id=task.id if task is not None else None,
+            error=(describe_error(error) if stage in ("failed", "cancelled")
+                   and error is not None else None),
         )
-        if stage in ("failed", "cancelled") and self.error is not None:
-            text += (
-                '<div class="nbw-muted" style="overflow-wrap:anywhere;">'
-                f"{esc(describe_error(self.error))}</div>"
-            )
-        self.label.value = text
-        for name in FINISHED_STAGES:
-            self.row.remove_class(f"nbw-run-{name}")
-        if stage in FINISHED_STAGES:
-            self.row.add_class(f"nbw-run-{stage}")
-        self.cancel_button.disabled = stage == "downloading" or self._cancel_requested
-        self.cancel_button.layout.display = "none" if stage in FINISHED_STAGES else None
+
+        def apply() -> None:
+            self.label.value = markup
+            for name in FINISHED_STAGES:
+                self.row.remove_class(f"nbw-run-{name}")
+            if stage in FINISHED_STAGES:
+                self.row.add_class(f"nbw-run-{stage}")
+            self.cancel_button.disabled = stage == "downloading" or cancel_requested
+            self.cancel_button.layout.display = "none" if stage in FINISHED_STAGES else None
+
+        self._painter.paint(("run", self.number), version, apply)
 
     def close(self) -> None:
         """Close the row's widgets."""
@@ -344,3 +306,34 @@ class PanelRun:
             f"PanelRun(#{self.number}, status={self._stage!r}, task_id={self.task_id!r}, "
             f"prompt={self.spec.prompt[:40]!r})"
         )
+
+
+class RunRows:
+    """The box of progress rows, newest first: every run in flight and the last few
+    finished ones."""
+
+    KEY = ("runs",)
+
+    def __init__(self, painter: Painter, runs: Callable[[], list[PanelRun]]) -> None:
+        self._painter = painter
+        self._runs = runs
+        self._lock = threading.Lock()
+        self._revision = 0
+        self.box = w.VBox(layout=w.Layout(width="100%"))
+        self.box.add_class("nbw-runs")
+
+    def show(self) -> None:
+        """Show the rows as the runs are now (read with the revision they are painted at)."""
+        with self._lock:
+            shown: list[PanelRun] = []
+            finished = 0
+            for run in reversed(self._runs()):
+                if run.status in FINISHED_STAGES:
+                    finished += 1
+                    if finished > MAX_FINISHED_ROWS:
+                        continue
+                shown.append(run)
+            self._revision += 1
+            revision = self._revision
+        rows = tuple(run.row for run in shown)
+        self._painter.paint(self.KEY, (revision,), lambda: setattr(self.box, "children", rows))

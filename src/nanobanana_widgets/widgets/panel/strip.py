@@ -9,16 +9,18 @@ Only the rows shown are read from the database (:meth:`HistoryView.newest`), so 
 of ten thousand records opens as fast as one of ten. Rows whose content did not change keep
 their widgets when the strip refreshes, and the rows share their layout and style models,
 so the widget state stays small: a thumbnail and a few hundred bytes per row. Every string
-from the history reaches HTML escaped.
+from the history reaches HTML escaped (the HTML is :mod:`nanobanana_widgets.render.strip`'s).
+
+The strip is refreshed from the panel's worker threads (a run has finished) and from
+clicks. Reads of the history take turns and each takes the next revision; what a read
+found is painted through a :class:`~nanobanana_widgets.widgets._ui.Painter` at that
+revision, so a thread that read earlier can never cover what a later read showed.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,10 +28,19 @@ import ipywidgets as w
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.render.strip import (
+    error_headline,
+    record_summary,
+    strip_message_html,
+    strip_row_html,
+    strip_title_html,
+)
 from nanobanana_widgets.service.errors import describe_error
 from nanobanana_widgets.store import RECORD_STATUSES, HistoryView, Record
+from nanobanana_widgets.widgets._ui import Painter, guarded
 
-__all__ = ["PAGE_SIZE", "THUMB_SIDE", "HistoryStrip", "error_headline", "record_summary"]
+__all__ = ["PAGE_SIZE", "THUMB_SIDE", "HistoryStrip", "RecentThumbs", "error_headline",
+           "record_summary"]
 
 _log = logging.getLogger(__name__)
 
@@ -38,47 +49,8 @@ PAGE_SIZE = 12
 THUMB_SIDE = 128
 """Longest side, in pixels, of the thumbnails kept in widget state (JPEG)."""
 _THUMB_MAX_BYTES = 24_000
-_PROMPT_CHARS = 160
-_HEADLINE_CHARS = 110
 
 Callback = Callable[[Record], None]
-
-
-def error_headline(rec: Record) -> str:
-    """The first sentence of a record's error (short), or ``""`` when it has none."""
-    err = rec.error
-    if err is None:
-        return ""
-    message = " ".join(err.message.split()) or err.type
-    first, dot, _rest = message.partition(". ")
-    short = first + "." if dot else message
-    if len(short) > _HEADLINE_CHARS:
-        short = short[: _HEADLINE_CHARS - 1] + "…"
-    return short
-
-
-def record_summary(rec: Record) -> str:
-    """``"generate · nano-banana-2 · 16:9 · 2K · ×2"``: what a record asked for, in one line."""
-    parts = [rec.action, rec.model]
-    if rec.aspect_ratio:
-        parts.append(rec.aspect_ratio)
-    if rec.resolution:
-        parts.append(rec.resolution)
-    if rec.count != 1:
-        parts.append(f"×{rec.count}")
-    if rec.inputs:
-        n = len(rec.inputs)
-        parts.append(f"{n} input{'s' if n != 1 else ''}")
-    return " · ".join(parts)
-
-
-def _when(created: float) -> tuple[str, str]:
-    """A short time for the row and a full one for its tooltip."""
-    local = time.localtime(created)
-    full = time.strftime("%Y-%m-%d %H:%M:%S", local)
-    if time.strftime("%Y-%m-%d", local) == time.strftime("%Y-%m-%d"):
-        return time.strftime("%H:%M", local), full
-    return time.strftime("%Y-%m-%d", local), full
 
 
 def _small_jpeg(data: bytes) -> bytes | None:
@@ -92,6 +64,29 @@ def _small_jpeg(data: bytes) -> bytes | None:
         return None
 
 
+class RecentThumbs:
+    """Small thumbnails of a panel's own results by task id, for the records whose images
+    the history has not stored yet (its downloads run in the background)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._thumbs: dict[str, bytes] = {}
+
+    def remember(self, task_id: str, jpeg: bytes) -> None:
+        """Keep a strip-sized copy of ``jpeg`` for ``task_id`` (the oldest go first)."""
+        small = thumbnail(jpeg, max_side=THUMB_SIDE, format="JPEG", quality=70)
+        with self._lock:
+            self._thumbs[task_id] = small
+            while len(self._thumbs) > self._limit:
+                del self._thumbs[next(iter(self._thumbs))]
+
+    def get(self, record: Record) -> bytes | None:
+        """The thumbnail kept for ``record``'s task, if any."""
+        with self._lock:
+            return self._thumbs.get(record.task_id or "")
+
+
 class HistoryStrip(w.VBox):  # type: ignore[misc]
     """The newest records of a history, newest first, with "Load" and "Use as input".
 
@@ -101,9 +96,12 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
     ``on_error(text)`` (or the strip's own message line). ``extra_thumb(record)`` may give a
     thumbnail for a record whose images the history has not stored yet. ``refresh()``
     reads the history again; ``load_more()`` adds the next ``page_size`` older records.
+    ``painter`` is the view's (a panel's); a strip on its own has its own.
     """
 
     _closed = False
+    ROWS_KEY = ("strip",)
+    MESSAGE_KEY = ("strip-message",)
 
     def __init__(
         self,
@@ -114,6 +112,7 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         on_error: Callable[[str], None] | None = None,
         extra_thumb: Callable[[Record], bytes | None] | None = None,
         page_size: int = PAGE_SIZE,
+        painter: Painter | None = None,
     ) -> None:
         if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
             raise ValueError(f"page_size must be a positive int, not {page_size!r}")
@@ -123,7 +122,10 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         self._on_use = on_use
         self._on_error = on_error
         self._extra_thumb = extra_thumb
+        self._painter = painter if painter is not None else Painter()
         self._lock = threading.RLock()
+        self._read_lock = threading.Lock()
+        self._revision = 0
         self._records: list[Record] = []
         self._rows: dict[int, tuple[tuple[Any, ...], w.Box]] = {}
         self._total = 0
@@ -188,74 +190,86 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         with self._lock:
             return [self._rows[rec.id][1] for rec in self._records if rec.id in self._rows]
 
+    def _next_revision(self) -> int:
+        with self._lock:
+            self._revision += 1
+            return self._revision
+
     def refresh(self) -> None:
         """Read the newest records again (as many as are shown, at least one page)."""
-        with self._lock:
-            if self._closed:
-                return
-            wanted = max(self.page_size, len(self._records))
+        with self._read_lock:
+            with self._lock:
+                if self._closed:
+                    return
+                wanted = max(self.page_size, len(self._records))
+            revision = self._next_revision()
             try:
                 total = len(self.history)
                 records = self.history.newest(wanted)
             except Exception as exc:
-                self._show_message(f"Could not read the history: {describe_error(exc)}")
+                self._show_message(f"Could not read the history: {describe_error(exc)}",
+                                   revision)
                 return
-            self._total = total
-            self._records = records
-            self._show_message("")
-            self._render()
+        self._show(revision, records, total)
 
     def load_more(self) -> int:
         """Add the next page of older records below the ones shown; returns how many."""
-        with self._lock:
-            if self._closed:
-                return 0
-            before = self._records[-1].id if self._records else None
+        with self._read_lock:
+            with self._lock:
+                if self._closed:
+                    return 0
+                shown, total = list(self._records), self._total
+            revision = self._next_revision()
+            before = shown[-1].id if shown else None
             older = self.history.newest(self.page_size, before=before)
-            known = {rec.id for rec in self._records}
-            added = [rec for rec in older if rec.id not in known]
-            self._records.extend(added)
-            self._render()
-            return len(added)
+        known = {rec.id for rec in shown}
+        added = [rec for rec in older if rec.id not in known]
+        self._show(revision, shown + added, total)
+        return len(added)
 
-    # --- rendering ------------------------------------------------------------------
+    # --- painting -------------------------------------------------------------------
 
-    def _render(self) -> None:
-        n, total = len(self._records), self._total
-        if total:
-            shown = f"newest {n} of {total:,}" if n < total else f"all {total:,}"
-            self.title.value = (
-                '<span class="nbw-hs-title">History</span> '
-                f'<span class="nbw-muted">· {total:,} record{"s" if total != 1 else ""}'
-                f" · {shown} shown</span>")
-        else:
-            self.title.value = ('<span class="nbw-hs-title">History</span> '
-                                '<span class="nbw-muted">· no requests recorded yet</span>')
-        keep: dict[int, tuple[tuple[Any, ...], w.Box]] = {}
-        children: list[w.Widget] = []
-        for rec in self._records:
-            markup, usable = self._row_html(rec), rec.status == "succeeded" and bool(rec.results)
-            signature = (markup, usable, rec.status)
-            old = self._rows.get(rec.id)
-            if old is not None and old[0] == signature:
-                row = old[1]
-            else:
-                row = self._make_row(rec, markup, usable)
-            keep[rec.id] = (signature, row)
-            children.append(row)
-        more = n < total
-        self.more_button.layout.display = None if more else "none"
-        if more:
-            children.append(self.more_button)
-        stale = [row for rid, (_sig, row) in self._rows.items()
-                 if rid not in keep or keep[rid][1] is not row]
-        self._rows = keep
-        self.list_box.children = tuple(children)
+    def _show(self, revision: int, records: list[Record], total: int) -> None:
+        """Paint ``records`` (read at ``revision``) unless a later read is shown already."""
+        prepared = [(rec, strip_row_html(rec, *self._thumb(rec)),
+                     rec.status == "succeeded" and bool(rec.results)) for rec in records]
+        title = strip_title_html(len(records), total)
+        stale: list[w.Box] = []
+
+        def apply() -> None:
+            with self._lock:
+                if self._closed:
+                    return
+                keep: dict[int, tuple[tuple[Any, ...], w.Box]] = {}
+                children: list[w.Widget] = []
+                for rec, markup, usable in prepared:
+                    signature = (markup, usable, rec.status)
+                    old = self._rows.get(rec.id)
+                    row = (old[1] if old is not None and old[0] == signature
+                           else self._make_row(rec, markup, usable))
+                    keep[rec.id] = (signature, row)
+                    children.append(row)
+                more = len(records) < total
+                self.more_button.layout.display = None if more else "none"
+                if more:
+                    children.append(self.more_button)
+                stale.extend(row for rid, (_sig, row) in self._rows.items()
+                             if rid not in keep or keep[rid][1] is not row)
+                self._rows, self._records, self._total = keep, records, total
+                self.list_box.children = tuple(children)
+                self.title.value = title
+
+        if self._painter.paint(self.ROWS_KEY, (revision,), apply):
+            self._show_message("", revision)
         for row in stale:
             self._close_row(row)
 
     def _thumb(self, rec: Record) -> tuple[bytes | None, str]:
-        """The row's thumbnail and what it shows (``"result"`` or ``"input"``)."""
+        """The row's thumbnail (a small JPEG) and what it shows (``"result"``/``"input"``)."""
+        data, kind = self._stored_thumb(rec)
+        return (_small_jpeg(data) if data else None), kind
+
+    def _stored_thumb(self, rec: Record) -> tuple[bytes | None, str]:
         for image in rec.results:
             if image.thumbnail:
                 return image.thumbnail, "result"
@@ -270,73 +284,6 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
             if inp.thumbnail:
                 return inp.thumbnail, "input"
         return None, ""
-
-    def _row_html(self, rec: Record) -> str:
-        esc = html.escape
-        prompt = " ".join(rec.prompt.split())
-        short = prompt if len(prompt) <= _PROMPT_CHARS else prompt[: _PROMPT_CHARS - 1] + "…"
-        data, kind = self._thumb(rec)
-        jpeg = _small_jpeg(data) if data else None
-        if jpeg is not None:
-            alt = "input image" if kind == "input" else "result image"
-            cls = "nbw-hs-thumb nbw-hs-input" if kind == "input" else "nbw-hs-thumb"
-            thumb = (f'<img class="{cls}" alt="{alt}" '
-                     f'src="data:image/jpeg;base64,{base64.b64encode(jpeg).decode("ascii")}" '
-                     'style="width:56px;height:56px;object-fit:cover;border-radius:4px;'
-                     'flex:0 0 56px;">')
-        else:
-            glyph = {"failed": "⚠", "cancelled": "✕", "succeeded": "✓"}.get(rec.status, "…")
-            thumb = ('<div class="nbw-hs-thumb nbw-hs-noimg" aria-hidden="true" '
-                     'style="width:56px;height:56px;flex:0 0 56px;display:flex;'
-                     'align-items:center;justify-content:center;border-radius:4px;">'
-                     f"{glyph}</div>")
-        short_time, full_time = _when(rec.created_at)
-        meta = f"id {rec.id} · {record_summary(rec)} · {short_time}"
-        status = self._status_html(rec)
-        tooltip = f"{prompt}\n\nid {rec.id} · {full_time}"
-        if rec.task_id:
-            tooltip += f"\ntask {rec.task_id}"
-        return (
-            f'<div class="nbw-hs-item-body" title="{esc(tooltip, quote=True)}" '
-            'style="display:flex;gap:8px;align-items:center;min-width:0;">'
-            f"{thumb}"
-            '<div style="min-width:0;flex:1 1 auto;">'
-            f'<div class="nbw-hs-prompt">{esc(short) or "(empty prompt)"}</div>'
-            f'<div class="nbw-muted" style="overflow-wrap:anywhere;">{esc(meta)}</div>'
-            f"{status}</div></div>"
-        )
-
-    def _status_html(self, rec: Record) -> str:
-        esc = html.escape
-        marks = ""
-        if rec.rating:
-            stars = "★" * rec.rating + "☆" * (5 - rec.rating)
-            marks += (f' <span class="nbw-hs-stars" title="rated {rec.rating} of 5">'
-                      f"{stars}</span>")
-        if rec.favourite:
-            marks += ' <span class="nbw-hs-fav" title="favourite">♥</span>'
-        if rec.status == "succeeded":
-            n = len(rec.results)
-            text = f"✓ {n} image{'s' if n != 1 else ''}"
-            return (f'<div class="nbw-hs-status nbw-hs-succeeded">{esc(text)}{marks}</div>')
-        if rec.status in ("failed", "cancelled"):
-            headline = error_headline(rec)
-            err = rec.error
-            details = []
-            if err is not None:
-                details.append(f"{err.type}: {err.message}")
-                if err.code:
-                    details.append(f"code {err.code}")
-                if err.trace_id:
-                    details.append(f"trace id {err.trace_id}")
-            word = "failed" if rec.status == "failed" else "cancelled"
-            text = f"⚠ {word}" + (f": {headline}" if headline else "")
-            return (f'<div class="nbw-hs-status nbw-hs-{word}" '
-                    f'title="{esc(chr(10).join(details), quote=True)}" '
-                    f'style="overflow-wrap:anywhere;">{esc(text)}{marks}</div>')
-        return ('<div class="nbw-hs-status nbw-hs-pending" title="Still running, or its '
-                'process stopped before it finished: History.resume() looks it up.">'
-                f"… not finished ({esc(rec.status)}){marks}</div>")
 
     def _make_row(self, rec: Record, markup: str, usable: bool) -> w.Box:
         info = w.HTML(markup, layout=self._info_layout, style=self._html_style)
@@ -374,25 +321,22 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
     # --- errors and lifecycle --------------------------------------------------------
 
     def _guarded(self, action: Callable[[], Any]) -> Callable[[Any], None]:
-        def handler(_button: Any) -> None:
+        return guarded(lambda _button: action(), self._report)
+
+    def _report(self, exc: BaseException) -> None:
+        text = describe_error(exc)
+        if self._on_error is not None:
             try:
-                action()
-            except Exception as exc:  # a click never loses its error
-                _log.debug("history strip action failed", exc_info=True)
-                text = describe_error(exc)
-                if self._on_error is not None:
-                    try:
-                        self._on_error(text)
-                        return
-                    except Exception:
-                        _log.exception("history strip: on_error failed")
-                self._show_message(text)
+                self._on_error(text)
+                return
+            except Exception:
+                _log.exception("history strip: on_error failed")
+        self._show_message(text, self._next_revision())
 
-        return handler
-
-    def _show_message(self, text: str) -> None:
-        self.message.value = (f'<div class="nbw-msg nbw-msg-error">{html.escape(text)}</div>'
-                              if text else "")
+    def _show_message(self, text: str, revision: int) -> None:
+        markup = strip_message_html(text)
+        self._painter.paint(self.MESSAGE_KEY, (revision,),
+                            lambda: setattr(self.message, "value", markup))
 
     @staticmethod
     def _close_row(row: w.Box) -> None:

@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +21,23 @@ import ipywidgets as w
 import pytest
 from PIL import Image
 
-from conftest import TEST_TOKEN
-from nanobanana_widgets import session as session
+from nanobanana_widgets import session
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.service.errors import ContentRefusedError
+from nanobanana_widgets.service.errors import (
+    ContentRefusedError,
+)
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.panel import PromptPanel
-from nanobanana_widgets.widgets.panel.run import PanelRun
-from test_panel import (
+from support import TEST_TOKEN
+
+from .helpers import (
+    HOSTILE,
     XSS,
     all_html,
     card_buttons,
+    click_and_wait,
     descendants,
     image_bytes,
     input_cards,
@@ -42,14 +46,9 @@ from test_panel import (
     state_size,
     status_text,
     upload_entry,
-    wait_until,
 )
 
-HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
 JPEG_SRC = re.compile(r'src="data:image/jpeg;base64,([A-Za-z0-9+/=]+)"')
-
-
-# --- helpers -----------------------------------------------------------------------------
 
 
 def rows(panel: PromptPanel) -> list[w.Box]:
@@ -70,41 +69,25 @@ def strip_html(panel: PromptPanel) -> str:
     return all_html(panel.history_strip)
 
 
-def click_and_wait(panel: PromptPanel, timeout: float = 10.0) -> PanelRun:
-    before = len(panel.runs)
-    panel.generate_button.click()
-    assert len(panel.runs) == before + 1, status_text(panel)
-    run = panel.runs[-1]
-    run.wait(timeout)
-    return run
-
-
 def jpeg_sides(markup: str) -> list[int]:
     return [max(Image.open(io.BytesIO(base64.b64decode(b64))).size)
             for b64 in JPEG_SRC.findall(markup)]
 
 
-# --- fixtures ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    h = History(tmp_path / "history")
-    yield h
-    h.close()
-
-
 @pytest.fixture
 def panel(client: Client, history: History,
           make_panel: Callable[..., PromptPanel]) -> PromptPanel:
+    """A panel recording into the test's own history, so its strip shows this test's runs."""
     return make_panel(client, history=history)
 
 
-# --- the strip shows what ran ------------------------------------------------------------
+
+# --- the strip shows what ran ----------------------------------------------------------
 
 
 def test_strip_shows_runs_as_they_finish_newest_first(
-        history: History, make_panel: Callable[..., PromptPanel]) -> None:
+        history: History, make_panel: Callable[..., PromptPanel],
+        wait_until: Callable[..., None]) -> None:
     with Emulator(latency=float("inf")) as slow, Client(
             TEST_TOKEN, base_url=slow.base_url, poll_interval=0.05) as client:
         panel = make_panel(client, history=history)
@@ -145,7 +128,170 @@ def test_each_finished_run_is_added_on_top(panel: PromptPanel, history: History)
     assert "2 records" in panel.history_strip.title.value  # type: ignore[union-attr]
 
 
-# --- Load -----------------------------------------------------------------------------------
+def test_failed_records_show_their_error(panel: PromptPanel, emulator: Emulator) -> None:
+    emulator.inject("forbidden")
+    panel.prompt = "something the filter dislikes"
+    assert click_and_wait(panel).status == "failed"
+    (row,) = rows(panel)
+    markup = row_html(row)
+    assert "⚠ failed: " in markup and "refused" in markup.lower()
+    assert "code forbidden" in markup and "trace id" in markup  # in the status tooltip
+    assert "nbw-hs-item-failed" in row._dom_classes
+    assert set(row_buttons(row)) == {"Load"}  # no image to use as input
+    row_buttons(row)["Load"].click()
+    assert panel.prompt == "something the filter dislikes"
+
+
+def test_a_history_that_cannot_be_read_says_so(panel: PromptPanel, history: History) -> None:
+    history.add(ImageRequest("generate", "still shown"), status="failed")
+    panel.refresh_history()
+    history.close()
+    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
+    assert "Could not read the history" in strip_html(panel)
+    assert "still shown" in row_html(rows(panel)[0])  # the rows already shown stay
+
+
+def test_hostile_strings_are_escaped_in_the_strip(panel: PromptPanel,
+                                                  history: History) -> None:
+    panel.prompt = XSS
+    assert click_and_wait(panel).status == "done"
+    for payload in HOSTILE:
+        req = ImageRequest("generate", payload, model=payload, aspect_ratio=payload,
+                           resolution=payload)
+        history.add(req, error=ContentRefusedError(payload, code=payload, trace_id=payload),
+                    task_id=payload)
+    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
+    assert len(rows(panel)) == 3
+    for widget in descendants(panel.history_strip):
+        value = getattr(widget, "value", None)
+        if isinstance(value, str):
+            assert "<script" not in value and "<img src=x" not in value
+        for name in getattr(widget, "_dom_classes", ()):
+            assert "<" not in name and " " not in name
+    markup = strip_html(panel)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+    assert "&lt;img src=x onerror=alert(1)&gt;" in markup
+
+
+def test_strip_state_stays_small(client: Client, history: History,
+                                 make_panel: Callable[..., PromptPanel]) -> None:
+    history.attach(client)
+    tasks = [client.submit(f"landscape number {i}", aspect_ratio="16:9") for i in range(14)]
+    client.wait_all(tasks)
+    assert history.flush(30)
+    panel = make_panel(client, history=history)
+    strip = panel.history_strip
+    assert strip is not None and len(strip.rows) == 12
+    assert strip.more_button.layout.display is None and strip.more_button in strip.list_box.children
+    size = state_size(strip)
+    assert size <= 12 * 9_000 + 12_000, size  # a thumbnail and a little text per row
+    markup = all_html(strip)
+    assert "data:image/png" not in markup
+    sides = jpeg_sides(markup)
+    assert len(sides) == 12 and max(sides) <= 128
+    # Rows share their layout and style models: not one of each per widget.
+    layouts = {child.layout.model_id for row in strip.rows for child in row.children}
+    assert len(layouts) <= 2
+
+
+def test_ten_thousand_records_open_with_one_page(client: Client, tmp_path: Path,
+                                                 make_panel: Callable[..., PromptPanel]) -> None:
+    big = History(tmp_path / "big")
+    with big.batch():
+        for i in range(10_000):
+            big.add(ImageRequest("generate", f"prompt {i}"), status="succeeded")
+    try:
+        panel = make_panel(client, history=big)
+        strip = panel.history_strip
+        assert strip is not None and strip.total == 10_000
+        assert len(strip.rows) == 12
+        assert "prompt 9999<" in row_html(strip.rows[0])
+        assert "prompt 9988<" in row_html(strip.rows[11])
+        assert "10,000 records · newest 12 of 10,000 shown" in strip.title.value
+        page = big.newest(12, before=strip.records[-1].id)
+        assert [r.prompt for r in page[:2]] == ["prompt 9987", "prompt 9986"]
+        strip.more_button.click()
+        assert len(strip.rows) == 24
+        assert "prompt 9987<" in row_html(strip.rows[12])
+        assert "prompt 9976<" in row_html(strip.rows[23])
+    finally:
+        big.close()
+
+
+def test_more_then_refresh_keeps_the_rows_and_their_widgets(
+        client: Client, history: History, make_panel: Callable[..., PromptPanel]) -> None:
+    with history.batch():
+        for i in range(15):
+            history.add(ImageRequest("generate", f"old {i}"), status="succeeded")
+    panel = make_panel(client, history=history)
+    strip = panel.history_strip
+    assert strip is not None and len(strip.rows) == 12
+    strip.more_button.click()
+    assert len(strip.rows) == 15
+    assert strip.more_button not in strip.list_box.children  # nothing older left
+    before = strip.rows
+    strip.refresh_button.click()
+    assert strip.rows == before  # unchanged records keep their widgets
+    history.rate(0, 4)
+    history.favourite(0)
+    strip.refresh_button.click()
+    assert strip.rows[:-1] == before[:-1] and strip.rows[-1] is not before[-1]
+    assert "★★★★☆" in row_html(strip.rows[-1]) and "♥" in row_html(strip.rows[-1])
+
+
+def test_refresh_shows_records_written_by_another_process(
+        panel: PromptPanel, history: History) -> None:
+    code = textwrap.dedent(f"""
+        from nanobanana_widgets.store import History
+        from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+        with History({str(history.folder)!r}) as h:
+            h.add(ImageRequest("generate", "written by another kernel"), status="failed")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert rows(panel) == []  # nothing polls the database behind the user's back
+    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
+    (row,) = rows(panel)
+    assert "written by another kernel" in row_html(row)
+
+
+def test_strip_alone_without_callbacks_and_with_an_extra_thumbnail(history: History) -> None:
+    from nanobanana_widgets.widgets.panel.strip import HistoryStrip
+
+    request = ImageRequest("generate", "not downloaded yet")
+    image = GeneratedImage(url="http://127.0.0.1:9/later.png", prompt=request.prompt,
+                           task_id="t-later", request=request)
+    history.add(request, Result(task_id="t-later", trace_id=None, request=request,
+                                images=(image,)))
+    jpeg = image_bytes("JPEG", size=(40, 30), color="purple")
+    seen: list[str] = []
+
+    def extra(rec: Any) -> bytes | None:
+        seen.append(rec.task_id)
+        return jpeg
+
+    strip = HistoryStrip(history, extra_thumb=extra, page_size=5)
+    try:
+        (row,) = strip.rows
+        assert row.children[1:] == ()  # no callbacks, no buttons
+        assert seen == ["t-later"]
+        assert base64.b64encode(jpeg).decode() in row_html(row)
+        with pytest.raises(ValueError, match="page_size"):
+            HistoryStrip(history, page_size=0)
+    finally:
+        strip.close()
+
+
+def test_the_panel_keeps_a_small_thumbnail_of_its_results_for_the_strip(
+        panel: PromptPanel, history: History) -> None:
+    panel.prompt = "a glass of water"
+    run = click_and_wait(panel)
+    assert run.result is not None
+    thumb = panel._strip_thumbs.get(history[-1])
+    assert thumb is not None and thumb[:2] == b"\xff\xd8"
+    assert max(Image.open(io.BytesIO(thumb)).size) <= 128
+
+
+# --- Load and Use as input, and which history ------------------------------------------
 
 
 def test_load_puts_the_parameters_back_and_generate_repeats_the_request(
@@ -247,9 +393,6 @@ def test_load_from_python_by_id_and_what_cannot_be_loaded(
         panel.load_record(99)
 
 
-# --- Use as input ---------------------------------------------------------------------------
-
-
 def test_use_as_input_from_the_strip(panel: PromptPanel, history: History,
                                      emulator: Emulator) -> None:
     panel.prompt = "a brass compass"
@@ -272,23 +415,6 @@ def test_use_as_input_from_the_strip(panel: PromptPanel, history: History,
     assert history[-1].action == "edit" and history[-1].inputs[0].sha256 == stored.sha256
 
 
-# --- failures -------------------------------------------------------------------------------
-
-
-def test_failed_records_show_their_error(panel: PromptPanel, emulator: Emulator) -> None:
-    emulator.inject("forbidden")
-    panel.prompt = "something the filter dislikes"
-    assert click_and_wait(panel).status == "failed"
-    (row,) = rows(panel)
-    markup = row_html(row)
-    assert "⚠ failed: " in markup and "refused" in markup.lower()
-    assert "code forbidden" in markup and "trace id" in markup  # in the status tooltip
-    assert "nbw-hs-item-failed" in row._dom_classes
-    assert set(row_buttons(row)) == {"Load"}  # no image to use as input
-    row_buttons(row)["Load"].click()
-    assert panel.prompt == "something the filter dislikes"
-
-
 def test_an_image_that_cannot_be_fetched_is_named_in_the_status_area(
         panel: PromptPanel, history: History) -> None:
     request = ImageRequest("generate", "an image whose URL has expired")
@@ -303,127 +429,6 @@ def test_an_image_that_cannot_be_fetched_is_named_in_the_status_area(
     assert "id 1 result" in text and "expired.png" in text
     assert panel.inputs == []
     assert "Traceback" not in text
-
-
-def test_a_history_that_cannot_be_read_says_so(panel: PromptPanel, history: History) -> None:
-    history.add(ImageRequest("generate", "still shown"), status="failed")
-    panel.refresh_history()
-    history.close()
-    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
-    assert "Could not read the history" in strip_html(panel)
-    assert "still shown" in row_html(rows(panel)[0])  # the rows already shown stay
-
-
-# --- escaping and size ------------------------------------------------------------------------
-
-
-def test_hostile_strings_are_escaped_in_the_strip(panel: PromptPanel,
-                                                  history: History) -> None:
-    panel.prompt = XSS
-    assert click_and_wait(panel).status == "done"
-    for payload in HOSTILE:
-        req = ImageRequest("generate", payload, model=payload, aspect_ratio=payload,
-                           resolution=payload)
-        history.add(req, error=ContentRefusedError(payload, code=payload, trace_id=payload),
-                    task_id=payload)
-    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
-    assert len(rows(panel)) == 3
-    for widget in descendants(panel.history_strip):
-        value = getattr(widget, "value", None)
-        if isinstance(value, str):
-            assert "<script" not in value and "<img src=x" not in value
-        for name in getattr(widget, "_dom_classes", ()):
-            assert "<" not in name and " " not in name
-    markup = strip_html(panel)
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
-    assert "&lt;img src=x onerror=alert(1)&gt;" in markup
-
-
-def test_strip_state_stays_small(client: Client, history: History,
-                                 make_panel: Callable[..., PromptPanel]) -> None:
-    history.attach(client)
-    tasks = [client.submit(f"landscape number {i}", aspect_ratio="16:9") for i in range(14)]
-    client.wait_all(tasks)
-    assert history.flush(30)
-    panel = make_panel(client, history=history)
-    strip = panel.history_strip
-    assert strip is not None and len(strip.rows) == 12
-    assert strip.more_button.layout.display is None and strip.more_button in strip.list_box.children
-    size = state_size(strip)
-    assert size <= 12 * 9_000 + 12_000, size  # a thumbnail and a little text per row
-    markup = all_html(strip)
-    assert "data:image/png" not in markup
-    sides = jpeg_sides(markup)
-    assert len(sides) == 12 and max(sides) <= 128
-    # Rows share their layout and style models: not one of each per widget.
-    layouts = {child.layout.model_id for row in strip.rows for child in row.children}
-    assert len(layouts) <= 2
-
-
-# --- many records, other processes, paging ----------------------------------------------------
-
-
-def test_ten_thousand_records_open_with_one_page(client: Client, tmp_path: Path,
-                                                 make_panel: Callable[..., PromptPanel]) -> None:
-    big = History(tmp_path / "big")
-    with big.batch():
-        for i in range(10_000):
-            big.add(ImageRequest("generate", f"prompt {i}"), status="succeeded")
-    try:
-        panel = make_panel(client, history=big)
-        strip = panel.history_strip
-        assert strip is not None and strip.total == 10_000
-        assert len(strip.rows) == 12
-        assert "prompt 9999<" in row_html(strip.rows[0])
-        assert "prompt 9988<" in row_html(strip.rows[11])
-        assert "10,000 records · newest 12 of 10,000 shown" in strip.title.value
-        page = big.newest(12, before=strip.records[-1].id)
-        assert [r.prompt for r in page[:2]] == ["prompt 9987", "prompt 9986"]
-        strip.more_button.click()
-        assert len(strip.rows) == 24
-        assert "prompt 9987<" in row_html(strip.rows[12])
-        assert "prompt 9976<" in row_html(strip.rows[23])
-    finally:
-        big.close()
-
-
-def test_more_then_refresh_keeps_the_rows_and_their_widgets(
-        client: Client, history: History, make_panel: Callable[..., PromptPanel]) -> None:
-    with history.batch():
-        for i in range(15):
-            history.add(ImageRequest("generate", f"old {i}"), status="succeeded")
-    panel = make_panel(client, history=history)
-    strip = panel.history_strip
-    assert strip is not None and len(strip.rows) == 12
-    strip.more_button.click()
-    assert len(strip.rows) == 15
-    assert strip.more_button not in strip.list_box.children  # nothing older left
-    before = strip.rows
-    strip.refresh_button.click()
-    assert strip.rows == before  # unchanged records keep their widgets
-    history.rate(0, 4)
-    history.favourite(0)
-    strip.refresh_button.click()
-    assert strip.rows[:-1] == before[:-1] and strip.rows[-1] is not before[-1]
-    assert "★★★★☆" in row_html(strip.rows[-1]) and "♥" in row_html(strip.rows[-1])
-
-
-def test_refresh_shows_records_written_by_another_process(
-        panel: PromptPanel, history: History) -> None:
-    code = textwrap.dedent(f"""
-        from nanobanana_widgets.store import History
-        from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
-        with History({str(history.folder)!r}) as h:
-            h.add(ImageRequest("generate", "written by another kernel"), status="failed")
-    """)
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-    assert rows(panel) == []  # nothing polls the database behind the user's back
-    panel.history_strip.refresh_button.click()  # type: ignore[union-attr]
-    (row,) = rows(panel)
-    assert "written by another kernel" in row_html(row)
-
-
-# --- which history ---------------------------------------------------------------------------
 
 
 def test_history_false_records_nothing(client: Client, emulator: Emulator,
@@ -475,43 +480,3 @@ def test_history_env_switch_turns_the_default_off(client: Client, emulator: Emul
     assert panel.history is None
     assert click_and_wait(panel).status == "done"
     assert not (Path.cwd() / ".nanobanana").exists()
-
-
-# --- the strip on its own ------------------------------------------------------------------
-
-
-def test_strip_alone_without_callbacks_and_with_an_extra_thumbnail(history: History) -> None:
-    from nanobanana_widgets.widgets.panel.strip import HistoryStrip
-
-    request = ImageRequest("generate", "not downloaded yet")
-    image = GeneratedImage(url="http://127.0.0.1:9/later.png", prompt=request.prompt,
-                           task_id="t-later", request=request)
-    history.add(request, Result(task_id="t-later", trace_id=None, request=request,
-                                images=(image,)))
-    jpeg = image_bytes("JPEG", size=(40, 30), color="purple")
-    seen: list[str] = []
-
-    def extra(rec: Any) -> bytes | None:
-        seen.append(rec.task_id)
-        return jpeg
-
-    strip = HistoryStrip(history, extra_thumb=extra, page_size=5)
-    try:
-        (row,) = strip.rows
-        assert row.children[1:] == ()  # no callbacks, no buttons
-        assert seen == ["t-later"]
-        assert base64.b64encode(jpeg).decode() in row_html(row)
-        with pytest.raises(ValueError, match="page_size"):
-            HistoryStrip(history, page_size=0)
-    finally:
-        strip.close()
-
-
-def test_the_panel_keeps_a_small_thumbnail_of_its_results_for_the_strip(
-        panel: PromptPanel, history: History) -> None:
-    panel.prompt = "a glass of water"
-    run = click_and_wait(panel)
-    assert run.result is not None
-    thumb = panel._strip_thumb(history[-1])
-    assert thumb is not None and thumb[:2] == b"\xff\xd8"
-    assert max(Image.open(io.BytesIO(thumb)).size) <= 128

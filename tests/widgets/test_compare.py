@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ipywidgets as w
@@ -14,43 +14,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
+from nanobanana_widgets.render.compare import prompt_diff_html, word_diff
 from nanobanana_widgets.service.errors import ContentRefusedError, InvalidParameterError
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.compare import Comparison, compare
-from nanobanana_widgets.widgets.compare.comparison import prompt_diff_html, word_diff
 
-HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+from .helpers import HOSTILE
+
 IMG_SRC = re.compile(r'<img[^>]*\bsrc="(data:image/jpeg;base64,[^"]+)"')
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
+def emulator() -> Iterator[Emulator]:
+    """Tasks take 0.05 s here."""
     with Emulator(latency=0.05) as e:
         yield e
-
-
-@pytest.fixture
-def cl(emu: Emulator) -> Iterator[Client]:
-    c = Client(TEST_TOKEN, base_url=emu.base_url, poll_interval=0.05)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def hist(cl: Client, tmp_path: Path) -> Iterator[History]:
-    h = History(tmp_path / "hist", client=cl)
-    yield h
-    h.close()
-
-
-def png(color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def decode(uri: str) -> Image.Image:
@@ -103,15 +84,12 @@ def test_prompt_diff_html_escapes_and_marks() -> None:
     assert marked(out, "del") == ["cat"]
 
 
-# --- two results -----------------------------------------------------------------------
-
-
 def test_two_results_side_by_side_with_thumbnails_params_and_prompt_diff(
-        cl: Client, hist: History) -> None:
-    a = cl.generate("a red fox in the snow", aspect_ratio="3:2")
-    b = cl.generate("a blue fox in the snow at night", model="nano-banana-pro",
+        client: Client, history: History) -> None:
+    a = client.generate("a red fox in the snow", aspect_ratio="3:2")
+    b = client.generate("a blue fox in the snow at night", model="nano-banana-pro",
                     aspect_ratio="3:2")
-    c = compare(a, b, history=hist)
+    c = compare(a, b, history=history)
     assert isinstance(c, Comparison) and isinstance(c, w.VBox)
     assert [s.label for s in c.sides] == ["A", "B"]
     cards = [all_html(card) for card in c.cards]
@@ -138,10 +116,10 @@ def test_two_results_side_by_side_with_thumbnails_params_and_prompt_diff(
 
 
 def test_slider_view_reveals_the_first_image_by_the_slider_value(
-        cl: Client, hist: History) -> None:
-    a = cl.generate("before", aspect_ratio="16:9")
-    b = cl.generate("after", aspect_ratio="16:9")
-    c = compare(a, b, labels=["before", "after"], history=hist)
+        client: Client, history: History) -> None:
+    a = client.generate("before", aspect_ratio="16:9")
+    b = client.generate("after", aspect_ratio="16:9")
+    c = compare(a, b, labels=["before", "after"], history=history)
     assert c.view == "side" and c.slider_box.layout.display == "none"
     assert c._stage.value == ""  # built on first use only: no duplicate thumbnails
     c.view = "slider"
@@ -173,13 +151,13 @@ def test_slider_view_reveals_the_first_image_by_the_slider_value(
     assert c.slider_box.layout.display == "none" and c.cards_box.layout.display == "flex"
 
 
-def test_picking_a_winner_is_recorded_in_the_history(cl: Client, hist: History) -> None:
-    a = cl.generate("a lighthouse at dawn")
-    b = cl.generate("a lighthouse at dusk")
-    assert hist.flush(timeout=10)
-    hist.note(a.task_id, "my own note")
-    c = compare(a, b, history=hist)
-    ids = {r.task_id: r.id for r in hist}
+def test_picking_a_winner_is_recorded_in_the_history(client: Client, history: History) -> None:
+    a = client.generate("a lighthouse at dawn")
+    b = client.generate("a lighthouse at dusk")
+    assert history.flush(timeout=10)
+    history.note(a.task_id, "my own note")
+    c = compare(a, b, history=history)
+    ids = {r.task_id: r.id for r in history}
     c.buttons[1].click()  # "B is better"
     assert c.picked == "B" and c.winner is c.sides[1]
     assert c.buttons[1].button_style == "success" and "picked" in c.buttons[1].description
@@ -188,7 +166,7 @@ def test_picking_a_winner_is_recorded_in_the_history(cl: Client, hist: History) 
     assert "nbw-picked" not in c.cards[0]._dom_classes
     assert f"record #{ids[b.task_id]} marked favourite" in c.status.value
 
-    fresh = History(hist.path)  # a new connection: what is on disk
+    fresh = History(history.path)  # a new connection: what is on disk
     rec_b = fresh.filter(task_id=b.task_id)[0]
     rec_a = fresh.filter(task_id=a.task_id)[0]
     assert rec_b.favourite and not rec_a.favourite
@@ -197,9 +175,9 @@ def test_picking_a_winner_is_recorded_in_the_history(cl: Client, hist: History) 
     fresh.close()
 
     # changing one's mind moves the pick and undoes only what the comparison did
-    hist.favourite(a.task_id)  # the user had A as a favourite already
+    history.favourite(a.task_id)  # the user had A as a favourite already
     c.pick("A")
-    fresh = History(hist.path)
+    fresh = History(history.path)
     rec_a = fresh.filter(task_id=a.task_id)[0]
     rec_b = fresh.filter(task_id=b.task_id)[0]
     assert not rec_b.favourite and rec_b.notes == ""
@@ -208,18 +186,18 @@ def test_picking_a_winner_is_recorded_in_the_history(cl: Client, hist: History) 
                            f"Picked in comparison {c.id} over #{ids[b.task_id]} (B).")
     fresh.close()
     c.pick(1)
-    fresh = History(hist.path)
+    fresh = History(history.path)
     rec_a = fresh.filter(task_id=a.task_id)[0]
     assert rec_a.favourite and rec_a.notes == "my own note"  # was a favourite before
     fresh.close()
     assert c.buttons[0].button_style == "" and c.buttons[1].button_style == "success"
 
 
-def test_compare_history_records_and_lists(cl: Client, hist: History) -> None:
+def test_compare_history_records_and_lists(client: Client, history: History) -> None:
     for prompt in ("one small boat", "two small boats", "three big boats"):
-        cl.generate(prompt)
-    assert hist.flush(timeout=10)
-    c = compare(hist[:], history=hist)  # a view as the only argument
+        client.generate(prompt)
+    assert history.flush(timeout=10)
+    c = compare(history[:], history=history)  # a view as the only argument
     assert [s.label for s in c.sides] == ["A", "B", "C"]
     assert all(s.kind == "record" for s in c.sides)
     assert [b.description for b in c.buttons] == ["A is better", "B is better", "C is better"]
@@ -232,16 +210,17 @@ def test_compare_history_records_and_lists(cl: Client, hist: History) -> None:
     assert all(len(IMG_SRC.findall(all_html(card))) == 1 for card in c.cards)
     assert "record: #1" in all_html(c.cards[0])
     c.buttons[2].click()
-    rec = History(hist.path)[2]
+    rec = History(history.path)[2]
     assert rec.favourite and rec.notes.endswith("over #1 (A), #2 (B).")
 
 
-def test_files_pil_images_arrays_and_bytes(cl: Client, hist: History, tmp_path: Path) -> None:
-    result = cl.generate("a saved painting of a pear", aspect_ratio="1:1")
+def test_files_pil_images_arrays_and_bytes(client: Client, history: History, tmp_path: Path,
+                                           png: Callable[..., bytes]) -> None:
+    result = client.generate("a saved painting of a pear", aspect_ratio="1:1")
     saved = result.image.save(tmp_path / "pear.png")  # metadata embedded
     c = compare(saved, Image.new("RGB", (64, 40), (0, 90, 200)),
-                np.full((30, 50, 3), 200, dtype=np.uint8), png((10, 200, 10)),
-                history=hist)
+                np.full((30, 50, 3), 200, dtype=np.uint8), png((10, 200, 10), (48, 32)),
+                history=history)
     assert [s.kind for s in c.sides] == ["file"] * 4
     assert c.sides[0].prompt == "a saved painting of a pear"  # read from the file
     assert c.sides[0].task_id == result.task_id
@@ -249,20 +228,21 @@ def test_files_pil_images_arrays_and_bytes(cl: Client, hist: History, tmp_path: 
     assert "(no prompt known)" in all_html(c.cards[1])
     colour = decode(IMG_SRC.findall(all_html(c.cards[1]))[0]).convert("RGB").getpixel((5, 5))
     assert isinstance(colour, tuple) and abs(colour[2] - 200) < 12 and colour[0] < 15
-    n = len(hist)
+    n = len(history)
     c.pick("B")  # a PIL image: shown as picked, nothing written
     assert "not recorded" in c.status.value and c.picked == "B"
-    assert len(hist) == n and not any(r.favourite for r in hist)
+    assert len(history) == n and not any(r.favourite for r in history)
     c.pick("A")  # the saved file knows its task id: recorded
-    assert hist.filter(task_id=result.task_id)[0].favourite
+    assert history.filter(task_id=result.task_id)[0].favourite
 
 
-def test_compare_an_edit_shows_its_input_against_its_output(cl: Client, hist: History) -> None:
+def test_compare_an_edit_shows_its_input_against_its_output(
+        client: Client, history: History, png: Callable[..., bytes]) -> None:
     source = png((250, 20, 20), (64, 48))
-    edited = cl.edit("make it night", source)
-    assert hist.flush(timeout=10)
-    for c in (compare(edited, history=hist), compare(hist[-1], history=hist),
-              compare(hist[-1].result(), history=hist)):
+    edited = client.edit("make it night", source)
+    assert history.flush(timeout=10)
+    for c in (compare(edited, history=history), compare(history[-1], history=history),
+              compare(history[-1].result(), history=history)):
         assert c.edit and [s.label for s in c.sides] == ["input", "output"]
         assert c.sides[0].kind == "input" and c.sides[1].kind in ("result", "record")
         assert "Edit: input → output" in c.title.value
@@ -277,34 +257,34 @@ def test_compare_an_edit_shows_its_input_against_its_output(cl: Client, hist: Hi
         c.view = "slider"
         assert len(IMG_SRC.findall(c._stage.value)) == 2
     c.buttons[1].click()
-    rec = History(hist.path).filter(task_id=edited.task_id)[0]
+    rec = History(history.path).filter(task_id=edited.task_id)[0]
     assert rec.favourite and f"comparison {c.id}" in rec.notes
 
 
-def test_one_image_that_is_not_an_edit_is_refused(cl: Client, hist: History) -> None:
-    result = cl.generate("just one")
+def test_one_image_that_is_not_an_edit_is_refused(client: Client, history: History) -> None:
+    result = client.generate("just one")
     with pytest.raises(InvalidParameterError, match="two or more images"):
-        compare(result, history=hist)
+        compare(result, history=history)
     with pytest.raises(InvalidParameterError, match="labels"):
-        compare(result, result, labels=["only one"], history=hist)
+        compare(result, result, labels=["only one"], history=history)
     with pytest.raises(InvalidParameterError, match="labels that differ"):
-        compare(result, result, labels=["x", "x"], history=hist)
+        compare(result, result, labels=["x", "x"], history=history)
     with pytest.raises(TypeError, match="cannot show int"):
-        compare(result, 3, history=hist)
+        compare(result, 3, history=history)
     with pytest.raises(InvalidParameterError):
-        compare(result, result, history=hist).pick("Z")
+        compare(result, result, history=history).pick("Z")
 
 
 def test_hostile_prompts_labels_and_errors_are_escaped_everywhere(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    a = cl.generate(f"a cat {HOSTILE[0]}")
-    b = cl.generate(f"a dog {HOSTILE[1]} at noon")
+        client: Client, history: History, emulator: Emulator) -> None:
+    a = client.generate(f"a cat {HOSTILE[0]}")
+    b = client.generate(f"a dog {HOSTILE[1]} at noon")
     request = ImageRequest("generate", HOSTILE[1], model="nano-banana")
     failed = Result(task_id="t-x", trace_id=None, request=request, images=(), status="failed",
                     error=ContentRefusedError(f"refused {HOSTILE[0]}"))
-    c = compare(a, b, failed, labels=[HOSTILE[0], "B", HOSTILE[1]], history=hist)
+    c = compare(a, b, failed, labels=[HOSTILE[0], "B", HOSTILE[1]], history=history)
     c.pick(0)
-    pair = compare(a, b, labels=[HOSTILE[1], HOSTILE[0]], history=hist)
+    pair = compare(a, b, labels=[HOSTILE[1], HOSTILE[0]], history=history)
     pair.view = "slider"
     pair.pick(1)
     for comparison in (c, pair):
@@ -325,10 +305,10 @@ def _html_widgets(widget: w.Widget) -> Iterator[w.HTML]:
         yield from _html_widgets(child)
 
 
-def test_widget_state_holds_only_small_jpeg_thumbnails(cl: Client, hist: History) -> None:
-    a = cl.generate("large one", model="nano-banana-pro", resolution="2K")
-    b = cl.generate("large two", model="nano-banana-pro", resolution="2K")
-    c = compare(a, b, history=hist)
+def test_widget_state_holds_only_small_jpeg_thumbnails(client: Client, history: History) -> None:
+    a = client.generate("large one", model="nano-banana-pro", resolution="2K")
+    b = client.generate("large two", model="nano-banana-pro", resolution="2K")
+    c = compare(a, b, history=history)
     c.view = "slider"
     text = "\n".join(x.value for x in _html_widgets(c))
     uris = re.findall(r'src="(data:[^"]+)"', text)
@@ -338,10 +318,11 @@ def test_widget_state_holds_only_small_jpeg_thumbnails(cl: Client, hist: History
     assert len(text) < 400_000
 
 
-def test_repr_is_cheap_and_names_the_images(cl: Client, hist: History) -> None:
-    a = cl.generate("left")
-    b = cl.generate("right")
-    c = compare(a, b, history=hist)
+def test_repr_is_cheap_and_names_the_images(client: Client, history: History) -> None:
+    a = client.generate("left")
+    b = client.generate("right")
+    c = compare(a, b, history=history)
     assert repr(c).startswith(f"<Comparison {c.id} of A, B")
     c.pick("B")
     assert "picked='B'" in repr(c)
+

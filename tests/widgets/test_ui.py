@@ -1,30 +1,23 @@
-"""Views never show an older state than the kernel holds.
+"""The widgets' shared rule (widgets/_ui.py): views never show an older state than the
+kernel holds.
 
 * ``ViewSync``: when a view is rendered, every widget in it (children, layouts, styles) has
   its current state sent again, so an update the page dropped while loading is repaired.
-* A grid cell that has finished keeps its outcome when a late progress report arrives.
+* The ``Painter`` never puts back an older state, from any number of threads; a grid cell
+  that has finished keeps its outcome when a late progress report arrives.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
 from typing import Any
 
 import ipywidgets as w
 import pytest
 
-from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client, Progress
-from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.widgets._ui import ViewSync, widget_tree
+from nanobanana_widgets.widgets._ui import Painter, ViewSync, widget_tree
 from nanobanana_widgets.widgets.grid import grid
-
-
-@pytest.fixture
-def cl(emulator: Emulator) -> Iterator[Client]:
-    c = Client(TEST_TOKEN, base_url=emulator.base_url, poll_interval=0.05)
-    yield c
-    c.close()
 
 
 def _record_sends(root: w.Widget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[w.Widget, Any]]:
@@ -56,8 +49,8 @@ def test_widget_tree_reaches_children_layouts_and_styles() -> None:
 
 
 def test_rendered_view_sends_every_widget_state_again(monkeypatch: pytest.MonkeyPatch,
-                                                       cl: Client) -> None:
-    g = grid(["a lemon", "a pear"], aspect_ratios=["1:1", "16:9"], client=cl, history=None)
+                                                       client: Client) -> None:
+    g = grid(["a lemon", "a pear"], aspect_ratios=["1:1", "16:9"], client=client, history=None)
     g.wait(30)
     sync = next(c for c in g.children if isinstance(c, ViewSync))
     sent = _record_sends(g, monkeypatch)
@@ -82,23 +75,19 @@ def test_other_messages_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sent == []
 
 
-def test_finished_grid_cell_ignores_a_late_progress_report(cl: Client) -> None:
-    g = grid(["a lemon"], client=cl, history=None)
+def test_finished_grid_cell_ignores_a_late_progress_report(client: Client) -> None:
+    g = grid(["a lemon"], client=client, history=None)
     g.wait(30)
     cell = g.cells[0]
     final = g.cell_widget(cell).value
     assert "<img" in final
     task_id = g.results[cell].task_id  # type: ignore[union-attr]
     assert task_id is not None
-    g._on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
+    g.runner.on_progress(Progress(task_id=task_id, status="pending", stage="waiting", elapsed=0.0))
     assert g.cell_widget(cell).value == final
 
 
 def test_painter_never_puts_back_an_older_state() -> None:
-    import threading
-
-    from nanobanana_widgets.widgets._ui import Painter
-
     painter = Painter()
     shown: list[str] = []
     assert painter.paint("cell", (1,), lambda: shown.append("queued"))
@@ -127,3 +116,4 @@ def test_painter_never_puts_back_an_older_state() -> None:
         t.join()
     assert final[-1] == 199
     assert final == sorted(final)
+

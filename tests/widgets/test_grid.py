@@ -1,35 +1,28 @@
 """grid(): a prompt × parameter matrix run concurrently against the emulator (latency,
 injected failures), the budget confirmation, history tags, reopening without network,
-replay without new submissions, validation and escaping."""
+replay without new submissions, and escaping."""
 
 from __future__ import annotations
 
 import base64
 import io
 import re
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import ipywidgets as w
 import pytest
 from PIL import Image
 
-from conftest import TEST_TOKEN
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
-from nanobanana_widgets.service.errors import (
-    CancelledError,
-    InvalidParameterError,
-    NanoBananaError,
-    ServerError,
-)
+from nanobanana_widgets.service.errors import CancelledError, NanoBananaError, ServerError
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.grid import Cell, Grid, grid, open_grid
-from nanobanana_widgets.widgets.grid.grid import cell_tag, parse_cell_tag
+from nanobanana_widgets.widgets.grid.plan import cell_tag
 
-HOSTILE = ["<script>alert(1)</script>", "<img src=x onerror=alert(1)>"]
+from .helpers import HOSTILE, html_of
+
 PROMPTS = ["a lemon on a table", "a pear on a table"]
 MODELS = ["nano-banana", "nano-banana-pro"]
 RATIOS = ["1:1", "16:9"]
@@ -37,47 +30,10 @@ IMG_SRC = re.compile(r'<img[^>]*\bsrc="(data:image/jpeg;base64,[^"]+)"')
 
 
 @pytest.fixture
-def emu() -> Iterator[Emulator]:
+def emulator() -> Iterator[Emulator]:
+    """Tasks take 0.2 s here, so cells are seen waiting before they fill in."""
     with Emulator(latency=0.2) as e:
         yield e
-
-
-@pytest.fixture
-def cl(emu: Emulator) -> Iterator[Client]:
-    c = Client(TEST_TOKEN, base_url=emu.base_url, poll_interval=0.05)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def hist(cl: Client, tmp_path: Path) -> Iterator[History]:
-    h = History(tmp_path / "hist", client=cl)
-    yield h
-    h.close()
-
-
-def png(color: tuple[int, int, int], size: tuple[int, int] = (40, 30)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", size, color).save(buf, "PNG")
-    return buf.getvalue()
-
-
-def html_of(widget: w.Widget) -> str:
-    parts = []
-    if isinstance(widget, w.HTML):
-        parts.append(widget.value)
-    for child in getattr(widget, "children", ()):
-        parts.append(html_of(child))
-    return "\n".join(parts)
-
-
-def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for a condition the background threads bring about (not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.02)
 
 
 def thumbs(g: Grid, cell: Cell) -> list[Image.Image]:
@@ -89,8 +45,8 @@ def thumbs(g: Grid, cell: Cell) -> list[Image.Image]:
     return out
 
 
-def run_2x2x2(cl: Client, hist: History, **kwargs: object) -> Grid:
-    return grid(PROMPTS, models=MODELS, aspect_ratios=RATIOS, client=cl, history=hist,
+def run_2x2x2(client: Client, history: History, **kwargs: object) -> Grid:
+    return grid(PROMPTS, models=MODELS, aspect_ratios=RATIOS, client=client, history=history,
                 **kwargs)  # type: ignore[arg-type]
 
 
@@ -98,15 +54,15 @@ def run_2x2x2(cl: Client, hist: History, **kwargs: object) -> Grid:
 
 
 def test_grid_fills_every_cell_and_shows_the_failed_one(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    emu.inject("task_error")  # one accepted task fails; the others must still complete
-    g = run_2x2x2(cl, hist)
+        client: Client, history: History, emulator: Emulator) -> None:
+    emulator.inject("task_error")  # one accepted task fails; the others must still complete
+    g = run_2x2x2(client, history)
     assert isinstance(g, w.VBox) and g.state in ("running", "done")
     assert "2 prompts × 4 columns (2 models × 2 aspect ratios) = 8 requests; makes 8 paid " \
            "generations." in g.plan_line.value
     results = g.wait(timeout=30)
     assert g.done() and g.state == "done"
-    assert emu.submissions == 8  # one submit per cell, none resent
+    assert emulator.submissions == 8  # one submit per cell, none resent
     assert len(results) == 8 and list(results) == g.cells
     failed = {c: r for c, r in results.items() if not isinstance(r, Result)}
     assert len(failed) == 1
@@ -136,52 +92,54 @@ def test_grid_fills_every_cell_and_shows_the_failed_one(
                   "nano-banana-pro · 16:9", *PROMPTS):
         assert label in head
     # every task is tagged with the grid id and its cell
-    tagged = {r.grid_cell: r for r in hist.grid(g.id)}
+    tagged = {r.grid_cell: r for r in history.grid(g.id)}
     assert sorted(tagged) == sorted(cell_tag(r, c, 0) for r in range(2) for c in range(4))
     assert tagged["r2c3#1"].prompt == PROMPTS[1] and tagged["r2c3#1"].model == MODELS[1]
     assert tagged["r2c3#1"].aspect_ratio == "1:1"
 
 
 def test_grid_returns_at_once_and_cells_wait_until_results_arrive(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    emu.set_latency(float("inf"))  # nothing finishes until finish_all()
-    g = grid(["one", "two"], client=cl, history=hist)
+        client: Client, history: History, emulator: Emulator,
+        wait_until: Callable[..., None]) -> None:
+    emulator.set_latency(float("inf"))  # nothing finishes until finish_all()
+    g = grid(["one", "two"], client=client, history=history)
     assert not g.done() and g.state == "running"
-    eventually(lambda: emu.submissions == 2)
-    eventually(lambda: all("waiting" in g.cell_widget(c).value for c in g.cells))
+    wait_until(lambda: emulator.submissions == 2)
+    wait_until(lambda: all("waiting" in g.cell_widget(c).value for c in g.cells))
     assert "nbw-spin" in g.cell_widget(g.cells[0]).value
     assert g.results == {} and "Running: 0 of 2" in g.status_line.value
     assert g.cancel_button.layout.display == "flex"
     with pytest.raises(NanoBananaError, match="still running"):
         g.wait(timeout=0.1)
-    emu.finish_all()
+    emulator.finish_all()
     results = g.wait(timeout=20)
     assert all(isinstance(r, Result) for r in results.values())
     assert all(len(thumbs(g, c)) == 1 for c in g.cells)
 
 
 def test_cancel_stops_waiting_and_says_tasks_may_still_be_billed(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    emu.set_latency(float("inf"))
-    g = grid(["one", "two", "three"], client=cl, history=hist)
-    eventually(lambda: emu.submissions == 3)
-    eventually(lambda: all("waiting" in g.cell_widget(c).value for c in g.cells))
+        client: Client, history: History, emulator: Emulator,
+        wait_until: Callable[..., None]) -> None:
+    emulator.set_latency(float("inf"))
+    g = grid(["one", "two", "three"], client=client, history=history)
+    wait_until(lambda: emulator.submissions == 3)
+    wait_until(lambda: all("waiting" in g.cell_widget(c).value for c in g.cells))
     g.cancel_button.click()
     results = g.wait(timeout=10)
-    assert g.state == "cancelled" and emu.submissions == 3
+    assert g.state == "cancelled" and emulator.submissions == 3
     assert all(isinstance(r, CancelledError) for r in results.values())
     assert "billed" in g.cell_widget(g.cells[0]).value
     assert "Cancelled:" in g.status_line.value and "history.resume()" in g.status_line.value
 
 
 def test_repeats_sit_side_by_side_and_count_multiplies_the_cost(
-        cl: Client, hist: History, emu: Emulator) -> None:
+        client: Client, history: History, emulator: Emulator) -> None:
     g = grid(["a kite"], models="nano-banana-2", resolutions=["1K", "2K"], repeats=2, count=2,
-             client=cl, history=hist)
+             client=client, history=history)
     assert "1 prompt × 2 columns (2 resolutions) × 2 repeats = 4 requests; makes 8 paid " \
            "generations (2 images each)." in g.plan_line.value
     g.wait(timeout=30)
-    assert emu.submissions == 4
+    assert emulator.submissions == 4
     assert g.cells == [Cell("a kite", "nano-banana-2", None, "1K", 0),
                        Cell("a kite", "nano-banana-2", None, "1K", 1),
                        Cell("a kite", "nano-banana-2", None, "2K", 0),
@@ -194,38 +152,35 @@ def test_repeats_sit_side_by_side_and_count_multiplies_the_cost(
     for cell in g.cells:
         images = thumbs(g, cell)
         assert len(images) == 2 and all(max(i.size) <= 160 for i in images)
-    assert {r.grid_cell for r in hist.grid(g.id)} == {"r1c1#1", "r1c1#2", "r1c2#1", "r1c2#2"}
+    assert {r.grid_cell for r in history.grid(g.id)} == {"r1c1#1", "r1c1#2", "r1c2#1", "r1c2#2"}
 
 
 def test_an_edit_grid_sends_the_same_inputs_to_every_cell(
-        cl: Client, hist: History, emu: Emulator) -> None:
+        client: Client, history: History, emulator: Emulator, png: Callable[..., bytes]) -> None:
     g = grid(["make it night", "make it dawn"], action="edit", images=png((0, 200, 0)),
-             client=cl, history=hist)
+             client=client, history=history)
     results = g.wait(timeout=30)
-    assert emu.submissions == 2
+    assert emulator.submissions == 2
     assert all(isinstance(r, Result) and r.request.action == "edit" for r in results.values())
-    assert all(len(rec.inputs) == 1 for rec in hist.grid(g.id))
-    assert len({rec.inputs[0].sha256 for rec in hist.grid(g.id)}) == 1
+    assert all(len(rec.inputs) == 1 for rec in history.grid(g.id))
+    assert len({rec.inputs[0].sha256 for rec in history.grid(g.id)}) == 1
 
 
 def test_a_refused_submit_fails_its_cell_and_is_still_tagged(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    emu.inject("server_error")  # a 500 on a submit is never resent (it may be billed)
-    g = grid(["alpha", "beta", "gamma"], client=cl, history=hist)
+        client: Client, history: History, emulator: Emulator) -> None:
+    emulator.inject("server_error")  # a 500 on a submit is never resent (it may be billed)
+    g = grid(["alpha", "beta", "gamma"], client=client, history=history)
     results = g.wait(timeout=30)
-    assert emu.submissions == 3
+    assert emulator.submissions == 3
     errors = [r for r in results.values() if isinstance(r, NanoBananaError)]
     assert len(errors) == 1 and isinstance(errors[0], ServerError)
-    assert len(hist.grid(g.id)) == 3  # the failed submit's record is in the grid too
-    assert [r.status for r in hist.grid(g.id)].count("failed") == 1
-
-
-# --- the budget --------------------------------------------------------------------------
+    assert len(history.grid(g.id)) == 3  # the failed submit's record is in the grid too
+    assert [r.status for r in history.grid(g.id)].count("failed") == 1
 
 
 def test_above_max_calls_nothing_is_sent_until_confirmed(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    g = grid(["one", "two"], repeats=9, client=cl, history=hist)  # 18 > 16
+        client: Client, history: History, emulator: Emulator) -> None:
+    g = grid(["one", "two"], repeats=9, client=client, history=history)  # 18 > 16
     assert g.state == "awaiting confirmation"
     assert "18 paid generations, more than max_calls=16" in g.budget_line.value
     assert "Nothing has been sent" in g.budget_line.value
@@ -234,45 +189,42 @@ def test_above_max_calls_nothing_is_sent_until_confirmed(
     assert "Waiting for confirmation" in g.status_line.value
     with pytest.raises(NanoBananaError, match=r"grid.confirm\(\)"):
         g.wait(timeout=1)
-    assert emu.submissions == 0 and len(hist) == 0
+    assert emulator.submissions == 0 and len(history) == 0
     g.confirm_button.click()
     g.wait(timeout=30)
-    assert emu.submissions == 18 and len(hist.grid(g.id)) == 18
+    assert emulator.submissions == 18 and len(history.grid(g.id)) == 18
     assert g.budget_row.layout.display == "none"
     g.confirm()  # once started, confirming again sends nothing
-    assert emu.submissions == 18
+    assert emulator.submissions == 18
 
 
 def test_budget_counts_images_and_can_be_confirmed_up_front(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    within = grid(["a", "b", "c", "d"], count=4, client=cl, history=hist)  # 16 images: ok
+        client: Client, history: History, emulator: Emulator) -> None:
+    within = grid(["a", "b", "c", "d"], count=4, client=client, history=history)  # 16 images: ok
     assert within.state in ("running", "done")
     within.wait(timeout=30)
-    assert emu.submissions == 4
-    above = grid(["a", "b", "c", "d", "e"], count=4, client=cl, history=hist)  # 20 images
-    assert above.state == "awaiting confirmation" and emu.submissions == 4
+    assert emulator.submissions == 4
+    above = grid(["a", "b", "c", "d", "e"], count=4, client=client, history=history)  # 20 images
+    assert above.state == "awaiting confirmation" and emulator.submissions == 4
     above.cancel()
-    assert above.state == "cancelled" and above.done() and emu.submissions == 4
+    assert above.state == "cancelled" and above.done() and emulator.submissions == 4
     assert above.wait(timeout=1) == {}
-    grid(["x", "y"], max_calls=1, confirm=True, client=cl, history=hist).wait(timeout=30)
-    assert emu.submissions == 6
-    zero = grid(["z"], max_calls=0, client=cl, history=hist)
+    grid(["x", "y"], max_calls=1, confirm=True, client=client, history=history).wait(timeout=30)
+    assert emulator.submissions == 6
+    zero = grid(["z"], max_calls=0, client=client, history=history)
     assert zero.state == "awaiting confirmation"
     zero.confirm().wait(timeout=30)
-    assert emu.submissions == 7
-
-
-# --- history -----------------------------------------------------------------------------
+    assert emulator.submissions == 7
 
 
 def test_grid_reopens_from_a_fresh_history_without_network(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    emu.inject("task_forbidden")
-    g = run_2x2x2(cl, hist)
+        client: Client, history: History, emulator: Emulator) -> None:
+    emulator.inject("task_forbidden")
+    g = run_2x2x2(client, history)
     first = g.wait(timeout=30)
-    assert hist.flush(timeout=20)
-    emu.stop()  # reopening must not need the service
-    fresh = History(hist.path)
+    assert history.flush(timeout=20)
+    emulator.stop()  # reopening must not need the service
+    fresh = History(history.path)
     again = Grid.open(g.id, history=fresh)
     assert again.state == "reopened" and again.done() and again.id == g.id
     assert again.plan.prompts == g.plan.prompts and again.plan.columns == g.plan.columns
@@ -299,71 +251,33 @@ def test_grid_reopens_from_a_fresh_history_without_network(
 
 
 def test_rerunning_a_grid_with_replay_on_submits_nothing(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    first = grid(PROMPTS, models=MODELS, client=cl, history=hist)
+        client: Client, history: History, emulator: Emulator) -> None:
+    first = grid(PROMPTS, models=MODELS, client=client, history=history)
     done = first.wait(timeout=30)
-    assert emu.submissions == 4 and hist.flush(timeout=20)
-    hist.replay = True
-    again = grid(PROMPTS, models=MODELS, client=cl, history=hist)
+    assert emulator.submissions == 4 and history.flush(timeout=20)
+    history.replay = True
+    again = grid(PROMPTS, models=MODELS, client=client, history=history)
     assert "Replay mode is on" in again.plan_line.value
     results = again.wait(timeout=30)
-    assert emu.submissions == 4  # the emulator's counter proves nothing was sent
+    assert emulator.submissions == 4  # the emulator's counter proves nothing was sent
     assert again.id == first.id  # same grid, same id: Grid.open(id) keeps working
     assert {c: r.task_id for c, r in results.items() if isinstance(r, Result)} == \
         {c: r.task_id for c, r in done.items() if isinstance(r, Result)}
     assert "4 replayed from the history" in again.status_line.value
     assert all("replayed" in again.cell_widget(c).value for c in again.cells)
-    assert len(hist) == 4 and {r.grid_cell for r in hist.grid(first.id)} == {
+    assert len(history) == 4 and {r.grid_cell for r in history.grid(first.id)} == {
         "r1c1#1", "r1c2#1", "r2c1#1", "r2c2#1"}
-    hist.replay = False
-    grid(PROMPTS, models=MODELS, client=cl, history=hist).wait(timeout=30)
-    assert emu.submissions == 8
-
-
-def test_cell_tags_round_trip() -> None:
-    assert cell_tag(0, 2, 1) == "r1c3#2"
-    assert parse_cell_tag("r1c3#2") == (0, 2, 1)
-    assert parse_cell_tag("r0c1#1") is None and parse_cell_tag(None) is None
-    assert parse_cell_tag("nonsense") is None
-
-
-# --- validation and escaping -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"prompts": []}, "prompts"),
-    ({"prompts": None}, "prompts"),
-    ({"prompts": ["ok", "  "]}, "prompts"),
-    ({"prompts": ["same", "same"]}, "repeats="),
-    ({"prompts": ["ok"], "models": ["nano-banana-9"]}, "models"),
-    ({"prompts": ["ok"], "models": []}, "models"),
-    ({"prompts": ["ok"], "aspect_ratios": ["5:4"]}, "aspect_ratios"),
-    ({"prompts": ["ok"], "resolutions": ["8K"]}, "resolutions"),
-    ({"prompts": ["ok"], "models": ["nano-banana", "nano-banana-pro"],
-      "resolutions": ["4K"]}, "resolution"),
-    ({"prompts": ["ok"], "repeats": 0}, "repeats"),
-    ({"prompts": ["ok"], "count": 5}, "count"),
-    ({"prompts": ["ok"], "action": "edit"}, "edit needs at least one input image"),
-    ({"prompts": ["ok"], "max_calls": -1}, "max_calls"),
-])
-def test_invalid_axes_raise_before_anything_is_sent(
-        cl: Client, hist: History, emu: Emulator, kwargs: dict[str, object], match: str) -> None:
-    with pytest.raises(InvalidParameterError, match=match):
-        grid(client=cl, history=hist, **kwargs)  # type: ignore[arg-type]
-    assert emu.submissions == 0 and len(hist) == 0
-
-
-def test_unknown_keywords_are_refused(cl: Client, hist: History) -> None:
-    with pytest.raises(TypeError, match="aspect_ratio"):
-        grid(["ok"], aspect_ratio="1:1", client=cl, history=hist)
+    history.replay = False
+    grid(PROMPTS, models=MODELS, client=client, history=history).wait(timeout=30)
+    assert emulator.submissions == 8
 
 
 def test_hostile_prompts_are_escaped_in_the_live_and_reopened_matrix(
-        cl: Client, hist: History, emu: Emulator) -> None:
-    g = grid(HOSTILE, client=cl, history=hist, grid_id="hostile <b>grid</b>")
+        client: Client, history: History, emulator: Emulator) -> None:
+    g = grid(HOSTILE, client=client, history=history, grid_id="hostile <b>grid</b>")
     g.wait(timeout=30)
-    hist.flush(timeout=20)
-    for widget in (g, Grid.open("hostile <b>grid</b>", history=History(hist.path))):
+    history.flush(timeout=20)
+    for widget in (g, Grid.open("hostile <b>grid</b>", history=History(history.path))):
         text = html_of(widget)
         assert "<script>" not in text and "<img src=x" not in text and "<b>grid" not in text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
@@ -372,12 +286,13 @@ def test_hostile_prompts_are_escaped_in_the_live_and_reopened_matrix(
 
 
 def test_widget_state_holds_only_small_jpeg_thumbnails(
-        cl: Client, hist: History, emu: Emulator) -> None:
+        client: Client, history: History, emulator: Emulator) -> None:
     g = grid(["big one", "big two"], models="nano-banana-pro", resolutions="2K",
-             client=cl, history=hist)
+             client=client, history=history)
     g.wait(timeout=30)
     text = html_of(g)
     uris = re.findall(r'src="(data:[^"]+)"', text)
     assert len(uris) == 2 and all(u.startswith("data:image/jpeg;base64,") for u in uris)
     assert len(text) < 200_000
     assert repr(g).startswith(f"<Grid {g.id}: 2 cells, 2 paid generations, done")
+

@@ -1,0 +1,284 @@
+"""The panel's edit inputs: checked, thumbnailed images with their cards and uploads.
+
+Every source (a path, bytes, a PIL image, a result, an uploaded file, ...) is decoded into
+a small JPEG thumbnail when it is added, so an unusable one is named at once and left out.
+The file contents of an upload leave the widget state at once (the notebook stays small);
+they are read in the panel's background pool. Changes come from clicks and from that pool;
+each is painted through the panel's :class:`~nanobanana_widgets.widgets._ui.Painter` with
+the revision it was made at, so the cards never go back to an older set.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.render.panel import input_card_html, inputs_hint_html
+from nanobanana_widgets.service.errors import ImageInputError, describe_error
+from nanobanana_widgets.service.models import MAX_IMAGES
+from nanobanana_widgets.service.types import GeneratedImage, Result
+from nanobanana_widgets.widgets._ui import Painter, close_tree, guarded
+from nanobanana_widgets.widgets.panel.runs import Level
+
+__all__ = ["INPUT_THUMB_SIDE", "EditInput", "Inputs", "label_for"]
+
+INPUT_THUMB_SIDE = 112
+"""Longest side, in pixels, of the input thumbnails kept in widget state."""
+
+
+@dataclass(frozen=True)
+class EditInput:
+    """One edit input: a label for people, the source for the client, a small thumbnail."""
+
+    label: str
+    source: Any
+    jpeg: bytes
+
+
+def label_for(source: Any, index: int) -> str:
+    """A short name for an input source (file name, URL tail, result id, ...)."""
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if text.startswith("data:"):
+            return f"image {index + 1}"
+        if text.lower().startswith(("http://", "https://")):
+            return text.rsplit("/", 1)[-1][:60] or text[:60]
+        return Path(text).name or text
+    if isinstance(source, GeneratedImage):
+        return f"result {source.task_id[:8]}" + (f" #{source.index + 1}" if source.index else "")
+    if isinstance(source, Result):
+        return f"result {source.task_id[:8]}"
+    if isinstance(source, dict) and isinstance(source.get("name"), str):
+        return str(source["name"])
+    if hasattr(source, "mode") and hasattr(source, "size"):
+        return f"PIL image {index + 1}"
+    return f"{type(source).__name__} {index + 1}"
+
+
+def _get(entry: Any, key: str) -> Any:
+    if isinstance(entry, dict):
+        return entry.get(key)
+    return getattr(entry, key, None)
+
+
+class Inputs:
+    """The input images of a panel and the widgets that show and change them.
+
+    ``notify(text, level)`` reports; ``run_job(fn, *args)`` runs work in the panel's pool;
+    ``editing()`` tells whether the panel is in Edit mode (for the hint).
+    """
+
+    KEY = ("inputs",)
+    HINT_KEY = ("inputs-hint",)
+
+    def __init__(self, painter: Painter, *, notify: Callable[[str, Level], object],
+                 run_job: Callable[..., object], editing: Callable[[], bool]) -> None:
+        self._painter = painter
+        self._notify = notify
+        self._run_job = run_job
+        self._editing = editing
+        self._lock = threading.RLock()
+        self._items: list[EditInput] = []
+        self._revision = 0
+        self._generation = 0
+
+        self.upload = w.FileUpload(
+            accept="image/*", multiple=True, description="Add images",
+            tooltip="Choose one or more input images for edit mode",
+            layout=w.Layout(width="auto"),
+        )
+        # The upload button's own label counts the files of its last pick, which the panel
+        # takes into its inputs at once (so it would say "(0)"); panel.css shows the
+        # number of input images instead, chosen by a class (see _paint_hint).
+        self.upload.add_class("nbw-upload")
+        self.clear_button = w.Button(
+            description="Clear", icon="trash", tooltip="Remove every input image",
+            layout=w.Layout(width="auto"),
+        )
+        self.hint = w.HTML(layout=w.Layout(width="auto"))
+        self.box = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
+        self.box.add_class("nbw-gap")
+        bar = w.HBox([self.upload, self.clear_button, self.hint],
+                     layout=w.Layout(flex_flow="row wrap", align_items="center", width="100%"))
+        bar.add_class("nbw-gap")
+        self.area = w.VBox([bar, self.box], layout=w.Layout(width="100%"))
+        self.area.add_class("nbw-inputs")
+        self.clear_button.on_click(self._guard(lambda _b: self.clear()))
+        self.upload.observe(self._guard(self._on_upload), names="value")
+
+    def _guard(self, handler: Callable[..., object]) -> Callable[..., None]:
+        return guarded(handler, lambda exc: self._notify(describe_error(exc), "error"))
+
+    # --- reading and changing ------------------------------------------------------------
+
+    @property
+    def items(self) -> list[EditInput]:
+        """The inputs, in order."""
+        with self._lock:
+            return list(self._items)
+
+    @property
+    def sources(self) -> list[Any]:
+        """The inputs' sources, as given."""
+        with self._lock:
+            return [item.source for item in self._items]
+
+    def replace(self, sources: Sequence[Any]) -> None:
+        """Check and use ``sources`` instead of the inputs there are."""
+        items = self.make_all(list(enumerate(sources)))
+        self._change(lambda current: items)
+
+    def add(self, sources: Sequence[Any]) -> list[EditInput]:
+        """Check ``sources`` and add the usable ones after the inputs there are."""
+        with self._lock:
+            start = len(self._items)
+        items = self.make_all([(start + i, s) for i, s in enumerate(sources)])
+        self.extend(items)
+        return items
+
+    def extend(self, items: Sequence[EditInput]) -> None:
+        """Add inputs already checked."""
+        self._change(lambda current: [*current, *items])
+
+    def clear(self) -> None:
+        """Remove every input."""
+        self._change(lambda current: [])
+
+    def remove(self, index: int) -> None:
+        """Remove the input at ``index``."""
+        def without(current: list[EditInput]) -> list[EditInput]:
+            del current[index]
+            return current
+
+        self._change(without)
+
+    def start_load(self) -> int:
+        """Begin replacing the inputs with a record's (a newer load wins); returns its
+        generation for :meth:`finish_load`."""
+        with self._lock:
+            self._generation += 1
+            return self._generation
+
+    def finish_load(self, generation: int, items: Sequence[EditInput]) -> None:
+        """Use ``items`` unless another load began after ``generation``."""
+        with self._lock:
+            if generation != self._generation:
+                return  # another record was loaded meanwhile
+        self._change(lambda current: list(items) if generation == self._generation
+                     else current)
+
+    def make_all(self, sources: Iterable[tuple[int, Any]]) -> list[EditInput]:
+        """Check and thumbnail each ``(index, source)``; report the unusable ones by name."""
+        items: list[EditInput] = []
+        for index, source in sources:
+            item = self.make(label_for(source, index), source)
+            if item is not None:
+                items.append(item)
+        return items
+
+    def make(self, label: str, source: Any) -> EditInput | None:
+        """One checked, thumbnailed input, or ``None`` (reported) when it is unusable."""
+        try:
+            if isinstance(source, Result):
+                source = source.image
+            jpeg = thumbnail(source, max_side=INPUT_THUMB_SIDE)
+        except Exception as exc:
+            problem = describe_error(exc)
+            if not isinstance(exc, ImageInputError) or label not in problem:
+                problem = f"Input image {label} cannot be used: {problem}"
+            self._notify(problem, "error")
+            return None
+        return EditInput(label=label, source=source, jpeg=jpeg)
+
+    def make_labelled(self, pairs: Sequence[tuple[str, Any]]) -> None:
+        """Check ``(label, source)`` pairs and add the usable ones (a background job)."""
+        self.extend([item for label, source in pairs
+                     if (item := self.make(label, source)) is not None])
+
+    # --- uploads -----------------------------------------------------------------------
+
+    def _on_upload(self, change: Any) -> None:
+        value = change["new"] if isinstance(change, dict) else change.new
+        if not value:
+            return
+        files: list[tuple[str, bytes]] = []
+        for i, entry in enumerate(value):
+            name = str(_get(entry, "name") or f"upload {i + 1}")
+            content = _get(entry, "content")
+            files.append((name, bytes(content) if content is not None else b""))
+        # Drop the file contents from the widget state at once: the notebook stays small.
+        self.upload.value = ()
+        self._run_job(self._ingest, files)
+
+    def _ingest(self, files: list[tuple[str, bytes]]) -> None:
+        items = self.add([{"name": name, "content": data} for name, data in files])
+        if items:
+            names = ", ".join(item.label for item in items)
+            self._notify(f"Added {len(items)} input image{'s' if len(items) != 1 else ''}: "
+                         f"{names}.", "info")
+
+    # --- painting ----------------------------------------------------------------------
+
+    def _change(self, edit: Callable[[list[EditInput]], list[EditInput]]) -> None:
+        with self._lock:
+            self._items = edit(list(self._items))
+            self._revision += 1
+            revision, items = self._revision, list(self._items)
+        cards = tuple(self._card(item) for item in items)
+        replaced: list[w.Widget] = []
+
+        def apply() -> None:
+            replaced.extend(self.box.children)
+            self.box.children = cards
+
+        if not self._painter.paint(self.KEY, (revision,), apply):
+            replaced.extend(cards)  # a newer set was shown meanwhile: these never were
+        for card in replaced:
+            close_tree(card)
+        self.paint_hint()
+
+    def paint_hint(self) -> None:
+        """Show how many inputs there are (the hint, and the upload button's label)."""
+        with self._lock:
+            self._revision += 1
+            revision, n = self._revision, len(self._items)
+        markup = inputs_hint_html(n, editing=self._editing())
+        wanted = f"nbw-upload-n{n}" if n <= MAX_IMAGES else "nbw-upload-many"
+
+        def apply() -> None:
+            for name in list(self.upload._dom_classes):
+                if name.startswith("nbw-upload-") and name != wanted:
+                    self.upload.remove_class(name)
+            if wanted not in self.upload._dom_classes:
+                self.upload.add_class(wanted)
+            self.hint.value = markup
+
+        self._painter.paint(self.HINT_KEY, (revision,), apply)
+
+    def _card(self, item: EditInput) -> w.Widget:
+        thumb = w.HTML(input_card_html(item.label, item.jpeg, side=INPUT_THUMB_SIDE))
+        remove = w.Button(description="Remove", icon="times", tooltip=f"Remove {item.label}",
+                          layout=w.Layout(width="auto"))
+
+        def on_remove(_b: Any) -> None:
+            self._change(lambda current: [i for i in current if i is not item])
+
+        remove.on_click(self._guard(on_remove))
+        card = w.VBox([thumb, remove], layout=w.Layout(width=f"{INPUT_THUMB_SIDE + 16}px",
+                                                       align_items="center"))
+        card.add_class("nbw-input-card")
+        return card
+
+    def dim(self, dimmed: bool) -> None:
+        """Dim the inputs (they are used in Edit mode only) and update the hint."""
+        if dimmed:
+            self.area.add_class("nbw-dimmed")
+        else:
+            self.area.remove_class("nbw-dimmed")
+        self.paint_hint()
