@@ -1,5 +1,5 @@
 """The architecture holds: the import contract passes and catches a wrong import, there are
-no import cycles, and few imports hide inside functions."""
+no import cycles, few imports hide inside functions, and no class grows past ~450 lines."""
 
 from __future__ import annotations
 
@@ -162,3 +162,12 @@ def _inner_package_imports() -> list[str]:
 def test_at_most_five_package_imports_inside_functions() -> None:
     inner = _inner_package_imports()
     assert len(inner) <= 5, inner
+def test_no_class_over_about_450_lines() -> None:
+    long = []
+    for module, path in _modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > 460:
+                    long.append(f"{module}.{node.name}: {size} lines")
+    assert long == [], long
