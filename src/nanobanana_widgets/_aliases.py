@@ -6,12 +6,14 @@ is imported."""
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 import types
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 __all__ = ["OLD_PATHS", "install"]
 
@@ -58,13 +60,16 @@ def _alias_module(name: str, targets: Sequence[str]) -> types.ModuleType:
     return module
 
 
-class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+class _Finder:
+    """A meta path finder and loader for the old paths (duck-typed: importing
+    ``importlib.abc`` would cost more than the rest of the package's import)."""
+
     def find_spec(self, fullname: str, path: Any, target: Any = None
                   ) -> importlib.machinery.ModuleSpec | None:
         package, _, leaf = fullname.rpartition(".")
         if package != _PACKAGE or leaf not in OLD_PATHS:
             return None
-        return importlib.machinery.ModuleSpec(fullname, self)
+        return importlib.machinery.ModuleSpec(fullname, cast("Loader", self))
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         leaf = spec.name.rpartition(".")[2]

@@ -9,10 +9,11 @@ itself, and results render as HTML in a notebook; that work lives in ``images/``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image as PILImage
 
     from nanobanana_widgets.service.types import GeneratedImage, Result
