@@ -7,97 +7,46 @@ The default client is created on first use and reads ``ACEDATACLOUD_API_TOKEN`` 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
-from nanobanana_widgets.client import ProgressCallback, Task
+from nanobanana_widgets.client import Client
 from nanobanana_widgets.render.results import show
-from nanobanana_widgets.service.models import DEFAULT_MODEL
 from nanobanana_widgets.session import default_client
-
-if TYPE_CHECKING:
-    from nanobanana_widgets.service.errors import NanoBananaError
-    from nanobanana_widgets.service.types import Result, TaskRecord
 
 __all__ = ["edit", "generate", "show", "submit", "task", "tasks", "wait_all"]
 
 
-def submit(
-    prompt: str,
-    *,
-    action: str = "generate",
-    images: Any = None,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-) -> Task:
-    """Submit one request on the default client and return its :class:`Task` at once."""
-    return default_client().submit(
-        prompt, action=action, images=images, model=model, count=count,
-        aspect_ratio=aspect_ratio, resolution=resolution, callback_url=callback_url,
-    )
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
-def generate(
-    prompt: str,
-    *,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    sync: bool = False,
-) -> Result:
-    """Generate images from ``prompt`` on the default client and wait (see ``Client.generate``)."""
-    return default_client().generate(
-        prompt, model=model, count=count, aspect_ratio=aspect_ratio, resolution=resolution,
-        callback_url=callback_url, timeout=timeout, on_progress=on_progress, sync=sync,
-    )
+def _on_default_client(method: Callable[Concatenate[Client, _P], _R]) -> Callable[_P, _R]:
+    """``method`` of :class:`Client` as a module function calling it on the default client.
+
+    The parameters are typed once, on the client: the function has the method's signature
+    (less ``self``) and documentation, for ``help()``, IDEs and mypy alike.
+    """
+
+    @functools.wraps(method)
+    def on_default_client(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        return method(default_client(), *args, **kwargs)
+
+    signature = inspect.signature(method)
+    on_default_client.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=list(signature.parameters.values())[1:])
+    on_default_client.__doc__ = (
+        f"``Client.{method.__name__}`` on the default client.\n\n{inspect.getdoc(method)}")
+    on_default_client.__module__ = __name__
+    del on_default_client.__wrapped__
+    return on_default_client
 
 
-def edit(
-    prompt: str,
-    images: Any,
-    *,
-    model: str = DEFAULT_MODEL,
-    count: int = 1,
-    aspect_ratio: str | None = None,
-    resolution: str | None = None,
-    callback_url: str | None = None,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    sync: bool = False,
-) -> Result:
-    """Edit ``images`` following ``prompt`` on the default client and wait (see ``Client.edit``)."""
-    return default_client().edit(
-        prompt, images, model=model, count=count, aspect_ratio=aspect_ratio,
-        resolution=resolution, callback_url=callback_url, timeout=timeout,
-        on_progress=on_progress, sync=sync,
-    )
-
-
-def task(task_id: str) -> TaskRecord:
-    """Look one task up on the default client."""
-    return default_client().task(task_id)
-
-
-def tasks(ids: Iterable[str]) -> list[TaskRecord]:
-    """Look many tasks up on the default client (batched, in the order of ``ids``)."""
-    return default_client().tasks(ids)
-
-
-def wait_all(
-    tasks: Iterable[Task | str],
-    *,
-    timeout: float | None = None,
-    on_progress: ProgressCallback | None = None,
-    return_exceptions: bool = False,
-) -> list[Result | NanoBananaError]:
-    """Wait for many tasks (those of one client; ids are attached to the default client)."""
-    return default_client().wait_all(
-        tasks, timeout=timeout, on_progress=on_progress, return_exceptions=return_exceptions,
-    )
+submit = _on_default_client(Client.submit)
+generate = _on_default_client(Client.generate)
+edit = _on_default_client(Client.edit)
+task = _on_default_client(Client.task)
+tasks = _on_default_client(Client.tasks)
+wait_all = _on_default_client(Client.wait_all)
