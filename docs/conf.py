@@ -25,7 +25,7 @@ for name in ("ACEDATACLOUD_API_TOKEN", "ACEDATACLOUD_API_BASE_URL", "NANOBANANA_
 
 project = "nanobanana-widgets"
 author = "nanobanana-widgets developers"
-copyright = "2026, nanobanana-widgets developers"  # noqa: A001
+copyright = "2026, nanobanana-widgets developers"
 release = nanobanana_widgets.__version__
 version = release
 
