@@ -31,7 +31,6 @@ version = release
 
 extensions = [
     "sphinx.ext.autodoc",
-    "sphinx.ext.viewcode",
     "myst_nb",
     "sphinx_design",
 ]
