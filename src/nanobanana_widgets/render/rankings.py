@@ -10,7 +10,7 @@ revealed). Every string is escaped.
 from __future__ import annotations
 
 import html
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from nanobanana_widgets.render.parts import MUTED_STYLE, plural
@@ -60,7 +60,7 @@ def _bar(row: Any, lo: float, hi: float, best: bool) -> str:
 
 
 def rankings_html(rows: Sequence[Any], *, votes: int = 0, title: str = "",
-                  thumbs: Mapping[Hashable, str] | None = None, blind: bool = False,
+                  thumbs: Mapping[Any, str] | None = None, blind: bool = False,
                   styles: bool = True) -> str:
     """The rankings table, best first, with the interval chart in its last column."""
     esc = html.escape

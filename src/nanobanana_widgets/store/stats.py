@@ -22,6 +22,7 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar
 
 __all__ = [
     "ELO_BASE",
@@ -86,19 +87,21 @@ def win_probability(theta_i: float, theta_j: float) -> float:
     return _sigmoid(theta_i - theta_j)
 
 
+K = TypeVar("K", bound=Hashable)
+
 Outcome = tuple[Hashable, Hashable, float]
 """``(a, b, s)``: ``a`` met ``b`` and scored ``s`` (1 a win, 0 a loss, 0.5 a tie)."""
 
 
-def bradley_terry(items: Sequence[Hashable], outcomes: Iterable[Outcome], *,
-                  prior_games: float = _PRIOR_GAMES) -> dict[Hashable, Strength]:
+def bradley_terry(items: Sequence[K], outcomes: Iterable[Outcome], *,
+                  prior_games: float = _PRIOR_GAMES) -> dict[K, Strength]:
     """The Bradley–Terry strength of each of ``items`` from ``outcomes``.
 
     ``outcomes`` are ``(a, b, score)`` triples (``score`` 1 when ``a`` won, 0 when ``b``
     won, 0.5 for a tie); pairs naming an item not in ``items``, or an item against itself,
     are ignored. Every item gets an estimate, also one never compared (the prior's).
     """
-    index = {item: k for k, item in enumerate(items)}
+    index: dict[Hashable, int] = {item: k for k, item in enumerate(items)}
     n = len(items)
     wins = [0.0] * n                      # scores summed per item
     games: dict[tuple[int, int], float] = {}  # games per pair (i < j)
@@ -130,7 +133,7 @@ def bradley_terry(items: Sequence[Hashable], outcomes: Iterable[Outcome], *,
     mean = sum(theta) / n if n else 0.0
     variances = _centred_variances(info)
     return {item: Strength(theta[k] - mean, math.sqrt(max(variances[k], 0.0)))
-            for item, k in index.items()}
+            for k, item in enumerate(items)}
 
 
 def _logaddexp(a: float, b: float) -> float:
