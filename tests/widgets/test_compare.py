@@ -22,7 +22,6 @@ from nanobanana_widgets.service.errors import ContentRefusedError, InvalidParame
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.compare import Comparison, compare
-
 from support import wait_until
 
 from .helpers import HOSTILE, descendants
@@ -78,6 +77,13 @@ def test_word_diff_marks_inserted_deleted_and_replaced_words() -> None:
     assert word_diff("same words", " same\twords ") == [("equal", "same words")]
     assert word_diff("", "new") == [("insert", "new")]
     assert word_diff("old", "") == [("delete", "old")]
+    # punctuation that ends a word is apart: only the word changed
+    assert word_diff("a lighthouse at dusk, oil painting", "a lighthouse at dawn, oil painting") \
+        == [("equal", "a lighthouse at"), ("delete", "dusk"), ("insert", "dawn"),
+            ("equal", ", oil painting")]
+    assert word_diff("at dusk", "at dusk, cinematic") == [("equal", "at dusk"),
+                                                          ("insert", ", cinematic")]
+    assert prompt_diff_html("at dusk", "at dusk, cinematic").startswith("at dusk<ins")
 
 
 def test_prompt_diff_html_escapes_and_marks() -> None:
@@ -152,7 +158,7 @@ def test_slider_view_reveals_the_first_image_by_the_slider_value(
     c.divider.value = 140  # never past the ends
     assert c.divider.value == 100 and c.slider.value == 100
     c.view = "side"
-    assert c.slider_box.layout.display == "none" and c.cards_box.layout.display == "flex"
+    assert c.slider_box.layout.display == "none" and c.cards_box.layout.display == "grid"
     c.view = "slider"
     assert 'aria-valuenow="50"' in stage and c.divider.html == stage  # built once
 

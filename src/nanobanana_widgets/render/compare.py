@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -51,24 +52,51 @@ def comparison_styles() -> str:
 # --- the prompt diff ---------------------------------------------------------------------
 
 
+_TRAILING = re.compile(r"^(.*?\w)([,.;:!?]+)$")
+
+
+def _tokens(text: str) -> list[str]:
+    """Words, with punctuation that ends a word (``dusk,``) as a token of its own."""
+    out: list[str] = []
+    for word in text.split():
+        m = _TRAILING.match(word)
+        out.extend([m.group(1), m.group(2)] if m else [word])
+    return out
+
+
+def _join(tokens: list[str]) -> str:
+    """Tokens back into text: a space between words, none before trailing punctuation."""
+    text = ""
+    for token in tokens:
+        glue = "" if not text or _is_punct(token) else " "
+        text += glue + token
+    return text
+
+
+def _is_punct(token: str) -> bool:
+    return bool(token) and all(c in ",.;:!?" for c in token)
+
+
 def word_diff(a: str, b: str) -> list[tuple[DiffOp, str]]:
     """The word-level edit from prompt ``a`` to prompt ``b``.
 
     A list of ``(op, words)`` where ``op`` is ``"equal"``, ``"delete"`` (words only in
     ``a``) or ``"insert"`` (words only in ``b``); a replacement is a delete followed by an
-    insert. Words are runs of non-blank characters; whitespace differences are ignored.
+    insert. Words are runs of non-blank characters, punctuation that ends a word apart
+    (``dusk,`` against ``dawn,`` changes only the word); whitespace differences are
+    ignored.
     """
-    wa, wb = a.split(), b.split()
+    wa, wb = _tokens(a), _tokens(b)
     out: list[tuple[DiffOp, str]] = []
     matcher = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            out.append(("equal", " ".join(wa[i1:i2])))
+            out.append(("equal", _join(wa[i1:i2])))
             continue
         if tag in ("delete", "replace"):
-            out.append(("delete", " ".join(wa[i1:i2])))
+            out.append(("delete", _join(wa[i1:i2])))
         if tag in ("insert", "replace"):
-            out.append(("insert", " ".join(wb[j1:j2])))
+            out.append(("insert", _join(wb[j1:j2])))
     return out
 
 
@@ -79,15 +107,17 @@ def prompt_diff_html(a: str, b: str) -> str:
     styles, so the diff reads without the stylesheet too.
     """
     esc = html.escape
-    parts = []
+    text = ""
     for op, words in word_diff(a, b):
         if op == "equal":
-            parts.append(esc(words))
+            part = esc(words)
         elif op == "insert":
-            parts.append(f'<ins class="nbw-ins" style="{_INS_STYLE}">{esc(words)}</ins>')
+            part = f'<ins class="nbw-ins" style="{_INS_STYLE}">{esc(words)}</ins>'
         else:
-            parts.append(f'<del class="nbw-del" style="{_DEL_STYLE}">{esc(words)}</del>')
-    return " ".join(parts)
+            part = f'<del class="nbw-del" style="{_DEL_STYLE}">{esc(words)}</del>'
+        glue = "" if not text or _is_punct(words.split(" ", 1)[0]) else " "
+        text += glue + part
+    return text
 
 
 # --- the parts of a comparison -----------------------------------------------------------
@@ -135,11 +165,10 @@ def card_html(side: Any, uri: str | None, problem: str | None, *,
         if key in COMPARED_PARAMS and key in base and base[key] != value:
             text = f'<span class="nbw-cmp-changed" style="font-weight:600;">{text}</span>'
         params.append(text)
-    if side.task_id:
-        params.append(f"task {esc(side.task_id)}")
+    task = f' title="task {esc(side.task_id, quote=True)}"' if side.task_id else ""
     if params:
-        parts.append(f'<div class="nbw-muted" style="{MUTED_STYLE}overflow-wrap:anywhere;">'
-                     f'{" · ".join(params)}</div>')
+        parts.append(f'<div class="nbw-muted" style="{MUTED_STYLE}overflow-wrap:anywhere;"'
+                     f'{task}>{" · ".join(params)}</div>')
     return "".join(parts)
 
 
@@ -221,7 +250,8 @@ def stage_html(a: Any, b: Any, top: str | None, bottom: str | None, *,
 
 
 def difference_html(a: Any, b: Any, heatmap: str, *, share: float, mean: float,
-                    size: tuple[int, int], note: str | None, threshold: int) -> str:
+                    size: tuple[int, int], note: str | None, threshold: int,
+                    max_side: int = 512) -> str:
     """The difference view: the heat map (data URI ``heatmap``) with the share of changed
     pixels, the mean difference, the size compared at, a note on scaling, and a legend."""
     esc = html.escape
@@ -234,7 +264,8 @@ def difference_html(a: Any, b: Any, heatmap: str, *, share: float, mean: float,
     details = (f"by more than {threshold / 255:.0%} of their range · mean difference "
                f"{mean * 100:.1f}% · compared at {size[0]}×{size[1]}")
     parts = [
-        f'<div class="nbw-cmp-heat" style="max-width:{max(size[0], 1)}px;margin:0 auto;">'
+        f'<div class="nbw-cmp-heat" style="max-width:{min(max(size[0], 1), max_side)}px;'
+        f'margin:0 auto;">'
         f'<img src="{heatmap}" alt="{esc(f"Where {a.label} and {b.label} differ", quote=True)}"'
         f' style="display:block;width:100%;height:auto;border-radius:4px;"></div>',
         f'<div class="nbw-cmp-diffstat" style="margin-top:6px;"><b>{esc(what)}</b> '

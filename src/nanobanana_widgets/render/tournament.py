@@ -172,9 +172,8 @@ def ab_plan_html(test_id: str, arms: Sequence[tuple[str, str, Sequence[tuple[str
         rows.append(f'<div class="nbw-ab-arm"><span class="nbw-ab-badge">{esc(label)}</span> '
                     f'<span class="nbw-trn-prompt">{text}</span>'
                     f'{f" <span class=nbw-muted>· {extra}</span>" if extra else ""}</div>')
-    per = (f"{plural(samples, 'image')} per arm in {plural(requests, 'request')} each "
-           "(up to 4 images per request)")
-    cost = f"{plural(paid, 'paid generation')} ({per})"
+    cost = (f"{plural(paid, 'paid generation')}: {plural(samples, 'image')} per arm, in "
+            f"{plural(requests, 'request')} each (up to 4 images per request)")
     if replay:
         cost += "; replay is on, so requests identical to recorded ones are not paid again"
     return (f'<div><span class="nbw-title">A/B test</span> <span class="nbw-muted" '
@@ -233,7 +232,7 @@ def arms_html(arms: Sequence[tuple[str, Sequence[tuple[str | None, Mapping[str, 
             img = (f'<img src="{esc(uri, quote=True)}" alt="" style="display:block;width:100%;'
                    f'border-radius:3px;">' if uri else "")
             score = f"{tally.get('wins', 0)}–{tally.get('losses', 0)}–{tally.get('ties', 0)}"
-            cards.append(f'<figure style="margin:0;width:120px;">{img}<figcaption '
+            cards.append(f'<figure style="margin:0;width:96px;">{img}<figcaption '
                          f'class="nbw-muted" style="{MUTED_STYLE}">W–L–T {esc(score)}'
                          "</figcaption></figure>")
         rows.append(f'<div class="nbw-ab-row"><span class="nbw-ab-badge">{esc(label)}</span>'

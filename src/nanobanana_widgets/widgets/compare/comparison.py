@@ -147,13 +147,16 @@ class Comparison(w.VBox):  # type: ignore[misc]
             body = w.HTML(card_html(side, self._thumbs[i], self._problems[i],
                                     first=first if i else None),
                           layout=w.Layout(width="100%"))
-            card = w.VBox([body], layout=w.Layout(
-                flex="1 1 200px", min_width="0", max_width=f"{THUMB_SIDE + 16}px",
-                margin="0 8px 8px 0"))
+            card = w.VBox([body], layout=w.Layout(min_width="0", max_width=f"{THUMB_SIDE + 16}px"))
             card.add_class("nbw-cmp-card")
             self.cards.append(card)
+        # Equal columns, at most two for 2 or 4 images and three for 3, 5 or 6; fewer when
+        # the output is narrow (each at least 200 px). A last row never stretches a card.
+        columns = 2 if len(self.sides) in (2, 4) else 3
         self.cards_box = w.Box(self.cards, layout=w.Layout(
-            display="flex", flex_flow="row wrap", align_items="flex-start", width="100%"))
+            display="grid", width="100%", grid_gap="8px", align_items="flex-start",
+            grid_template_columns=f"repeat(auto-fill, minmax(max(200px, calc(100% / {columns}"
+                                  " - 8px)), 1fr))", margin="0 0 8px 0"))
         self.buttons: list[w.Button] = []
         for i, side in enumerate(self.sides):
             button = w.Button(description=f"{side.label} is better"[:60],
@@ -251,7 +254,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
             self._show_difference()
         self.slider_box.layout.display = "flex" if view == "slider" else "none"
         self.heat_box.layout.display = "flex" if view == "difference" else "none"
-        self.cards_box.layout.display = "flex" if view == "side" else "none"
+        self.cards_box.layout.display = "grid" if view == "side" else "none"
 
     @property
     def clip_style(self) -> str:

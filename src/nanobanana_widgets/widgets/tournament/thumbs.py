@@ -26,7 +26,7 @@ from nanobanana_widgets.widgets.tournament.items import Item
 __all__ = ["CHART_SIDE", "STAGE_SIDE", "Thumbs"]
 
 STAGE_SIDE = 480
-CHART_SIDE = 64
+CHART_SIDE = 96
 
 
 class Thumbs:
