@@ -112,6 +112,11 @@ def make_plan(a: Any, b: Any, *, samples: int = 4, labels: tuple[str, str] = ("A
     arms = []
     for name, label, value in (("a", labels[0], a), ("b", labels[1], b)):
         merged = {**params, **_spec(name, value)}
+        if not isinstance(merged.get("prompt"), str) or not merged["prompt"].strip():
+            raise InvalidParameterError(
+                name, value, None, hint="a prompt, or a dict with one; or prompt=... for both "
+                                        "arms (e.g. ab_test({'model': ...}, {'model': ...}, "
+                                        "prompt='a cat'))")
         images = merged.get("images")
         urls = tuple(to_image_urls(images)) if images is not None else ()
         action = merged.get("action") or ("edit" if urls else "generate")
