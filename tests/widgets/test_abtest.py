@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_the_verdict_in_words_for_every_case() -> None:
 
 
 def test_blind_the_arena_names_no_arm_until_the_verdict_is_shown(
-        client: Client, history: History) -> None:
+        client: Client, history: History, tmp_path: Path) -> None:
     ab = ab_test({"model": "nano-banana"}, {"model": "nano-banana-pro"},
                  prompt="a red kite, watercolour", client=client, history=history)
     ab.wait(30)
@@ -129,7 +130,11 @@ def test_blind_the_arena_names_no_arm_until_the_verdict_is_shown(
     assert "nano-banana" not in arena and "watercolour" not in arena
     assert "stays hidden until the end" in arena
     assert ab.result.value == ""  # no tally, no arm, before the reveal
+    page = ab.to_html(tmp_path / "ab.html").read_text()
+    arena_html = page.split("class=\"nbw-ab-cost\"", 1)[1]  # after the plan: both arms
+    assert "nano-banana" not in arena_html and "preferred in" not in arena_html
     ab.tournament.reveal_button.click()  # "Show the verdict"
+    assert "A preferred in 3 of 3 votes" in ab.static_html()
     assert "A preferred in 3 of 3 votes" in ab.result.value
     assert "How much the images differ" in ab.result.value
     assert ab.variation is not None

@@ -8,6 +8,7 @@ import base64
 import io
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -148,3 +149,22 @@ def test_three_images_a_pick_records_a_vote_over_each_other_recorded_image(
     votes = History(history.path).votes(c.id)
     assert [v.outcome for v in votes] == ["tie"] * 3
     assert not History(history.path).find(task_id=results[0].task_id).favourite  # type: ignore[union-attr]
+
+
+def test_the_static_rendition_shows_the_view_as_it_is(client: Client, history: History,
+                                                       tmp_path: Path) -> None:
+    a = with_box((120, 80), (0, 0, 59, 79))
+    b = Image.new("RGB", (120, 80), (255, 255, 255))
+    c = compare(a, b, labels=[HOSTILE[0], "plain"], history=history)
+    c.pick(1)
+    side = c.to_html(tmp_path / "side.html").read_text()
+    assert side.startswith("<!doctype html>") and "<script>" not in side
+    assert side.count("nbw-cmp-card") >= 2 and "nbw-picked" in side
+    assert "&lt;script&gt;" in side and "plain picked" in side
+    c.view = "slider"
+    c.slider.value = 25
+    slider = c.static_html()
+    assert "clip-path:inset(0 75% 0 0)" in slider and 'aria-valuenow="25"' in slider
+    c.view = "difference"
+    wait_until(lambda: "nbw-cmp-diffstat" in c.heat.value, "the heat map")
+    assert "50.0% of the pixels changed" in c.static_html()

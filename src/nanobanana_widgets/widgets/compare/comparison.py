@@ -37,9 +37,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
+import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -59,6 +61,7 @@ from nanobanana_widgets.render.compare import (
     stage_html,
     word_diff,
 )
+from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.results import data_uri, thumbnail_data_uri
 from nanobanana_widgets.service.errors import InvalidParameterError, describe_error
 from nanobanana_widgets.service.text import parse_data_uri
@@ -114,7 +117,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
     ``"difference"``), ``slider`` (the ``IntSlider``: percent of the first image shown) and
     ``divider`` (the draggable stage it is linked to), ``clip_style``, ``difference`` (a
     :class:`~.difference.Difference`, computed on first use), ``buttons``, ``tie_button``,
-    ``status`` and ``id``.
+    ``status``, ``id``, and ``static_html()`` / ``to_html(path)`` (the view as it is now).
     """
 
     def __init__(self, sides: Sequence[Side], *, history: History | None = None,
@@ -405,6 +408,35 @@ class Comparison(w.VBox):  # type: ignore[misc]
         markup = pick_status_html(text, css)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status, "value", markup))
+
+    def static_html(self) -> str:
+        """The comparison as it shows now (its view, pick and status), as HTML: for static
+        renditions, from the same render functions as the live view."""
+        view = self.view
+        if view == "slider" and self.divider.html:
+            a, b = self.sides
+            body = stage_html(a, b, self._thumbs[0], self._thumbs[1],
+                              aspect=self._aspect[1] or self._aspect[0] or (1, 1),
+                              max_side=THUMB_SIDE, value=int(self.slider.value))
+        elif view == "difference":
+            body = self.heat.value
+        else:
+            cards = []
+            for card in self.cards:
+                picked = " nbw-picked" if "nbw-picked" in card._dom_classes else ""
+                cards.append(f'<div class="nbw-cmp-card{picked}" style="min-width:0;">'
+                             f"{card.children[0].value}</div>")
+            body = ('<div style="display:grid;gap:8px;grid-template-columns:repeat(auto-fill,'
+                    ' minmax(200px, 1fr));">' + "".join(cards) + "</div>")
+        return (f'{comparison_styles()}<div class="nbw-cmp">{self.title.value}{body}'
+                f"{self.status.value}{self.diff.value}</div>")
+
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`static_html` as a standalone page; returns the path."""
+        target = Path(path)
+        target.write_text(page_html(f"Comparison {self.id}", self.static_html()),
+                          encoding="utf-8")
+        return target
 
     def close(self) -> None:
         """Close the widgets and stop the background worker."""

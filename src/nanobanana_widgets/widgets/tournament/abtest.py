@@ -30,13 +30,16 @@ no seed). The work runs in background threads; the view changes through a Painte
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
 from nanobanana_widgets.images import load_image
+from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.parts import plural, seconds
 from nanobanana_widgets.render.tournament import (
     ab_budget_html,
@@ -76,7 +79,8 @@ class ABTest(w.VBox):  # type: ignore[misc]
     ``id``, ``plan``, ``state`` (``"awaiting confirmation"``, ``"generating"``,
     ``"voting"``, ``"failed"``, ``"cancelled"``), ``confirm()``, ``cancel()``,
     ``wait(timeout)``, ``images`` (per arm), ``tournament``, ``current``, ``vote()``,
-    ``undo()``, ``reveal()``, ``verdict``, ``p_value``, ``wins``, ``ties``, ``variation``.
+    ``undo()``, ``reveal()``, ``verdict``, ``p_value``, ``wins``, ``ties``, ``variation``,
+    ``static_html()`` and ``to_html(path)``.
     """
 
     def __init__(self, plan: ABPlan, *, blind: bool = True, client: Client | None = None,
@@ -393,6 +397,13 @@ class ABTest(w.VBox):  # type: ignore[misc]
         arena = self.tournament.static_html() if self.tournament is not None else ""
         return (f'{tournament_styles()}<div class="nbw-trn nbw-ab">{self.plan_line.value}'
                 f"{self.status.value}{arena}{self._result_html()}</div>")
+
+    def to_html(self, path: str | os.PathLike[str]) -> Path:
+        """Write :meth:`static_html` as a standalone page; returns the path."""
+        target = Path(path)
+        target.write_text(page_html(f"A/B test {self.id}", self.static_html()),
+                          encoding="utf-8")
+        return target
 
     def close(self) -> None:
         """Close the view (and its tournament)."""

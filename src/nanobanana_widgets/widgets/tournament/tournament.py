@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 
 import ipywidgets as w
 
+from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.rankings import rankings_html
 from nanobanana_widgets.render.tournament import (
     pair_html,
@@ -278,8 +279,8 @@ class Tournament(w.VBox):  # type: ignore[misc]
     def to_html(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`static_html` as a standalone page; returns the path."""
         target = Path(path)
-        target.write_text("<!doctype html><meta charset='utf-8'><title>Tournament</title>"
-                          f"<body>{self.static_html()}</body>", encoding="utf-8")
+        target.write_text(page_html(f"Tournament {self.id}", self.static_html()),
+                          encoding="utf-8")
         return target
 
     def close(self) -> None:
