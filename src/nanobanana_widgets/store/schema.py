@@ -10,9 +10,10 @@ Several processes and threads may use one history at once: every write runs in i
 of failing. The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` holds one
 step per version. Nothing here talks to the network, and no API token is ever stored.
 
-This module holds every SQL statement of the package: the rest of ``store/`` calls the
-methods of :class:`HistoryStore`, and the views describe what they show with a
-:class:`Selection`, which this module turns into a query.
+This module holds every SQL statement of the package (but the votes', kept apart in
+``store/votes.py``): the rest of ``store/`` calls the methods of :class:`HistoryStore`, and
+the views describe what they show with a :class:`Selection`, which this module turns into a
+query.
 """
 
 from __future__ import annotations
