@@ -100,6 +100,9 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     assert "nano-banana" not in text
     assert _stage_pair(page) == 1
     _shot(view, "issue14", f"tournament-blind-{frontend}")
+    if frontend == "lab":
+        _set_theme(page, "JupyterLab Dark")
+        _shot(view, "issue14", "tournament-blind-lab-dark")
 
     # Focus the tournament with a click on its frame, then vote with keys only.
     view.locator(".nbw-trn-head").click()
@@ -110,6 +113,9 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     reveal = view.locator(".nbw-trn-reveal")
     expect(reveal).to_contain_text("Pair 1: you preferred the left image")
     expect(reveal).to_contain_text("nano-banana")
+    if frontend == "lab":
+        _shot(view, "issue14", "tournament-after-vote-lab-dark")
+        _set_theme(page, "JupyterLab Light")
     _shot(view, "issue14", f"tournament-after-vote-{frontend}")
     for key, pair in (("2", 3), ("=", 4), ("s", 5), ("ArrowLeft", 6)):
         page.keyboard.press(key)
@@ -254,7 +260,7 @@ NWAY_CELLS = [
 ]
 
 
-@pytest.mark.parametrize("frontend", ["lab"])
+@pytest.mark.parametrize("frontend", ["lab", "voila"])
 def test_a_four_way_comparison_of_different_shapes(
     nb: NotebookPage, frontend: str, emulator: Any, page: Any
 ) -> None:
@@ -265,10 +271,11 @@ def test_a_four_way_comparison_of_different_shapes(
     nb.assert_widgets_rendered()
     for label in "ABCD":
         expect(cmp.get_by_role("button", name=f"{label} is better")).to_be_visible()
-    _shot(cmp, "issue14", "compare-4way-lab")
-    _set_theme(page, "JupyterLab Dark")
-    _shot(cmp, "issue14", "compare-4way-lab-dark")
-    _set_theme(page, "JupyterLab Light")
+    _shot(cmp, "issue14", f"compare-4way-{frontend}")
+    if frontend == "lab":
+        _set_theme(page, "JupyterLab Dark")
+        _shot(cmp, "issue14", "compare-4way-lab-dark")
+        _set_theme(page, "JupyterLab Light")
 
 
 AB_CELLS = [

@@ -100,7 +100,7 @@ def rankings_html(rows: Sequence[Any], *, votes: int = 0, title: str = "",
                 f'<td class="nbw-rank-score">{row.score:.0f} '
                 f'<span class="nbw-muted" style="{MUTED_STYLE}">({row.low:.0f}–'
                 f"{row.high:.0f})</span></td>",
-                f'<td class="nbw-rank-chart">{_bar(row, lo, hi, k == 0)}</td>']
+                f'<td class="nbw-rank-chart">{_bar(row, lo, hi, k == 0 and votes > 0)}</td>']
         body.append(f"<tr>{''.join(tds)}</tr>")
     note = (f'<div class="nbw-muted" style="{MUTED_STYLE}">{esc(plural(votes, "vote"))} '
             "(ties count half). Bars: 95% intervals; two items whose bars do not overlap "
