@@ -252,3 +252,14 @@ def test_a_hostile_prompt_is_text_everywhere(client: Client, history: History,
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert repr(t).startswith(f"<Tournament {t.id}: 2 images, 1 votes")
     t.close()
+
+
+def test_a_large_tournament_charts_the_top_twenty_and_ranks_all(history: History) -> None:
+    pictures = [Image.new("RGB", (24, 24), (k * 8, 255 - k * 8, 90)) for k in range(30)]
+    t = tournament(pictures, history=False)
+    assert "kept in this session only" in t.status.value
+    assert t._thumbs.wait([i.key for i in t.items], 30)
+    wait_until(lambda: t.chart.value.count("<img") == 20, "the chart's twenty thumbnails")
+    assert "The 10 more are in rankings()." in t.chart.value
+    assert len(t.rankings()) == 30
+    t.close()

@@ -61,14 +61,18 @@ def _bar(row: Any, lo: float, hi: float, best: bool) -> str:
 
 def rankings_html(rows: Sequence[Any], *, votes: int = 0, title: str = "",
                   thumbs: Mapping[Any, str] | None = None, blind: bool = False,
-                  styles: bool = True) -> str:
-    """The rankings table, best first, with the interval chart in its last column."""
+                  styles: bool = True, limit: int | None = None) -> str:
+    """The rankings table, best first, with the interval chart in its last column (the
+    first ``limit`` rows, and how many more there are)."""
     esc = html.escape
     head = f'<div class="nbw-title">{esc(title)}</div>' if title else ""
     if not rows:
         return (f'{rankings_styles() if styles else ""}<div class="nbw-rank-wrap">{head}'
                 f'<div class="nbw-muted" style="{MUTED_STYLE}">Nothing ranked yet: no votes '
                 "between these items.</div></div>")
+    more = 0
+    if limit is not None and len(rows) > limit:
+        rows, more = rows[:limit], len(rows) - limit
     lo, hi = _axis(rows)
     show_text = not blind
     cells = ['<th scope="col">#</th>', '<th scope="col">image</th>' if thumbs else ""]
@@ -102,9 +106,10 @@ def rankings_html(rows: Sequence[Any], *, votes: int = 0, title: str = "",
                 f"{row.high:.0f})</span></td>",
                 f'<td class="nbw-rank-chart">{_bar(row, lo, hi, k == 0 and votes > 0)}</td>']
         body.append(f"<tr>{''.join(tds)}</tr>")
+    rest = f" The {more} more are in rankings()." if more else ""
     note = (f'<div class="nbw-muted" style="{MUTED_STYLE}">{esc(plural(votes, "vote"))} '
             "(ties count half). Bars: 95% intervals; two items whose bars do not overlap "
-            "are told apart by the votes.</div>")
+            f"are told apart by the votes.{rest}</div>")
     return (f'{rankings_styles() if styles else ""}<div class="nbw-rank-wrap">{head}'
             f'<table class="nbw-rank"><thead><tr>{"".join(cells)}</tr></thead>'
             f'<tbody>{"".join(body)}</tbody></table>{note}</div>')

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -201,11 +201,5 @@ def collect_items(items: Any, history: History | None) -> tuple[list[Item], list
     for item in out:  # labels people can tell apart
         k = labels.get(item.label, 0)
         labels[item.label] = k + 1
-        unique.append(item if k == 0 else _relabel(item, f"{item.label} ({k + 1})"))
+        unique.append(item if k == 0 else replace(item, label=f"{item.label} ({k + 1})"))
     return unique, skipped
-
-
-def _relabel(item: Item, label: str) -> Item:
-    return Item(key=item.key, label=label, prompt=item.prompt, model=item.model,
-                params=item.params, source=item.source, record_id=item.record_id,
-                image=item.image, task_id=item.task_id, arm=item.arm)

@@ -15,8 +15,9 @@ learn the ranking with few votes: close and seldom compared pairs first (:mod:`.
 
 **Blind.** With ``blind=True`` (the default) the pair shows no prompt, model or label, in
 the page or anywhere in the widget state, until it is voted on; then the vote just cast
-is revealed under the next pair (``reveal="vote"``), or only at the end with
-``reveal="end"`` (an image seen again is then still anonymous). ``t.reveal()`` (the Reveal
+is revealed under the next pair (``reveal="vote"``; the next pair avoids both images when
+there are four or more), or only at the end with ``reveal="end"`` (an image seen again is
+then still anonymous). ``t.reveal()`` (the Reveal
 button) ends blindness: the pair, the revealed vote and the chart show everything.
 
 **Recorded.** Every vote goes to the history (``history``, default: the package's default
@@ -73,6 +74,8 @@ from nanobanana_widgets.widgets.tournament.thumbs import STAGE_SIDE, Thumbs
 
 __all__ = ["Pair", "Tournament", "derive_id", "tournament"]
 
+CHART_ROWS = 20
+"""Rows of the ranking chart under the tournament (``rankings()`` has them all)."""
 _SCORES = {"left": 1.0, "right": 0.0, "tie": 0.5}
 _BUTTONS = (("left", "◀ Left is better (1)", "The left image is better (key 1 or ←)"),
             ("tie", "Tie (=)", "Neither is better (key =)"),
@@ -415,9 +418,11 @@ class Tournament(w.VBox):  # type: ignore[misc]
                 shown.left, shown.right, outcome, shown.number,
                 thumbs=(self._thumbs.chart(shown.left.key), self._thumbs.chart(shown.right.key))
                 if identities else (None, None), identities=identities)
+        kept = "" if self._history is not None else (
+            " Votes are kept in this session only: recording in a history is off.")
         text, css = notice or (
             "Click the better image, or click here and press 1 (left), 2 (right), = (tie), "
-            "s (skip), u (undo).", "nbw-muted")
+            f"s (skip), u (undo).{kept}", "nbw-muted")
         parts["status"] = status_html(text, css)
         parts["chart"] = ""
         if self._show_rankings:
@@ -426,7 +431,7 @@ class Tournament(w.VBox):  # type: ignore[misc]
             table = rank(entries, outcomes)
             parts["chart"] = rankings_html(table.rows, votes=table.votes, title="Ranking so far",
                                            thumbs=self._thumbs.charts(), blind=blind,
-                                           styles=False)
+                                           styles=False, limit=CHART_ROWS)
         return parts
 
     def _stage_html(self, pair: Pair | None, blind: bool) -> str:
