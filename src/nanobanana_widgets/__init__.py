@@ -6,6 +6,7 @@ The table of contents::
     generate, edit, submit, task, tasks, wait_all   plain functions on a default client
     show                                            render results and images as a grid
     compare, grid, open_grid                        A/B comparisons and prompt grids
+    tournament, ab_test                             blind rankings and A/B verdicts
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from nanobanana_widgets.widgets.compare import Comparison, compare
     from nanobanana_widgets.widgets.grid import Grid, grid, open_grid
     from nanobanana_widgets.widgets.panel import PromptPanel
+    from nanobanana_widgets.widgets.tournament import ABTest, Tournament, ab_test, tournament
 
 __version__ = "0.1.0"
 
@@ -108,6 +110,10 @@ _LAZY: dict[str, str] = {
     "Result": "service.types",
     "TaskRecord": "service.types",
     "load_ipython_extension": "magics",
+    "tournament": "widgets.tournament",
+    "Tournament": "widgets.tournament",
+    "ab_test": "widgets.tournament",
+    "ABTest": "widgets.tournament",
 }
 
 
@@ -160,6 +166,7 @@ def __dir__() -> list[str]:
 __all__ = [  # noqa: RUF022 - grouped like the table of contents above
     "PromptPanel", "History", "default_history", "show",
     "compare", "Comparison", "grid", "Grid", "open_grid",
+    "tournament", "Tournament", "ab_test", "ABTest",
     "generate", "edit", "submit", "task", "tasks", "wait_all",
     "Client", "Task", "default_client", "set_default_client", "connect", "use_emulator",
     "load_ipython_extension",

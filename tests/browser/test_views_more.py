@@ -87,11 +87,12 @@ def test_a_pick_in_the_comparison_shows_and_is_recorded_in_the_history(
     status = cmp.locator(".nbw-cmp-status")
     expect(status).to_contain_text("Pick the better image (recorded in the history)")
 
-    cards.nth(0).get_by_role("button", name="A is better").click()
-    expect(cards.nth(0).get_by_role("button")).to_have_text("✓ A picked")
+    bar = cmp.locator(".nbw-cmp-pickbar")
+    bar.get_by_role("button", name="A is better").click()
+    expect(bar.get_by_role("button").nth(0)).to_have_text("✓ A picked")
     expect(cards.nth(0)).to_have_class(_has_class("nbw-picked"))
     expect(cards.nth(1)).not_to_have_class(_has_class("nbw-picked"))
-    expect(cards.nth(1).get_by_role("button")).to_have_text("B is better")
+    expect(bar.get_by_role("button").nth(1)).to_have_text("B is better")
     expect(status).to_contain_text("A picked: recorded in the history")
     screenshot(cmp, f"compare-picked-{frontend}")
 
@@ -104,9 +105,9 @@ def test_a_pick_in_the_comparison_shows_and_is_recorded_in_the_history(
     assert dawn.notes == ""
 
     # Changing one's mind moves the pick: the first winner is back as it was.
-    cards.nth(1).get_by_role("button", name="B is better").click()
-    expect(cards.nth(1).get_by_role("button")).to_have_text("✓ B picked")
-    expect(cards.nth(0).get_by_role("button")).to_have_text("A is better")
+    bar.get_by_role("button", name="B is better").click()
+    expect(bar.get_by_role("button").nth(1)).to_have_text("✓ B picked")
+    expect(bar.get_by_role("button").nth(0)).to_have_text("A is better")
     expect(status).to_contain_text(f"B picked: recorded in the history (record #{dawn.id}")
     by_prompt = {r.prompt: r for r in read_history(nb)}
     dusk, dawn = (by_prompt[f"a lighthouse at {w}, oil painting"] for w in ("dusk", "dawn"))

@@ -29,7 +29,8 @@ pytestmark = pytest.mark.notebooks
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
-EXPECTED = ["01_quickstart", "02_editing", "03_compare_and_grids", "04_history", "05_batch"]
+EXPECTED = ["01_quickstart", "02_editing", "03_compare_and_grids", "04_history", "05_batch",
+            "06_tournaments"]
 BUDGET_SECONDS = 60.0
 CONNECT_CELL = "import nanobanana_widgets as nb\n\nnb.connect()"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,8 +22,9 @@ from nanobanana_widgets.service.errors import ContentRefusedError, InvalidParame
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.compare import Comparison, compare
+from support import wait_until
 
-from .helpers import HOSTILE
+from .helpers import HOSTILE, descendants
 
 IMG_SRC = re.compile(r'<img[^>]*\bsrc="(data:image/jpeg;base64,[^"]+)"')
 
@@ -75,6 +77,13 @@ def test_word_diff_marks_inserted_deleted_and_replaced_words() -> None:
     assert word_diff("same words", " same\twords ") == [("equal", "same words")]
     assert word_diff("", "new") == [("insert", "new")]
     assert word_diff("old", "") == [("delete", "old")]
+    # punctuation that ends a word is apart: only the word changed
+    assert word_diff("a lighthouse at dusk, oil painting", "a lighthouse at dawn, oil painting") \
+        == [("equal", "a lighthouse at"), ("delete", "dusk"), ("insert", "dawn"),
+            ("equal", ", oil painting")]
+    assert word_diff("at dusk", "at dusk, cinematic") == [("equal", "at dusk"),
+                                                          ("insert", ", cinematic")]
+    assert prompt_diff_html("at dusk", "at dusk, cinematic").startswith("at dusk<ins")
 
 
 def test_prompt_diff_html_escapes_and_marks() -> None:
@@ -121,11 +130,11 @@ def test_slider_view_reveals_the_first_image_by_the_slider_value(
     b = client.generate("after", aspect_ratio="16:9")
     c = compare(a, b, labels=["before", "after"], history=history)
     assert c.view == "side" and c.slider_box.layout.display == "none"
-    assert c._stage.value == ""  # built on first use only: no duplicate thumbnails
+    assert c.divider.html == ""  # built on first use only: no duplicate thumbnails
     c.view = "slider"
     assert c.view_toggle is not None and c.view_toggle.value == "slider"
     assert c.slider_box.layout.display == "flex" and c.cards_box.layout.display == "none"
-    stage = c._stage.value
+    stage = c.divider.html
     srcs = IMG_SRC.findall(stage)
     assert len(srcs) == 2
     top = re.search(r'<img class="nbw-cmp-top" src="([^"]+)"', stage)
@@ -135,20 +144,53 @@ def test_slider_view_reveals_the_first_image_by_the_slider_value(
     assert bottom.group(1) == IMG_SRC.findall(all_html(c.cards[1]))[0]
     bw, bh = decode(bottom.group(1)).size
     assert f"aspect-ratio:{bw} / {bh}" in stage and bw > bh  # 16:9, as the images
-    # the clip rule follows the slider
-    assert "clip-path:inset(0 50% 0 0)" in c._clip.value
+    # drawn at the slider's value; the stage is a focusable slider that cannot be dragged
+    # away or selected (the front end moves it: static/divider.js)
+    assert "clip-path:inset(0 50% 0 0)" in stage and 'aria-valuenow="50"' in stage
+    assert 'role="slider"' in stage and 'tabindex="0"' in stage
+    assert stage.count('draggable="false"') == 2 and "user-select:none" in stage
+    assert "touch-action:none" in stage
+    # the slider and the divider are one value, whichever moves
     c.slider.value = 30
-    assert c.clip_style == "clip-path:inset(0 70% 0 0);"
-    assert "clip-path:inset(0 70% 0 0)" in c._clip.value and "left:30%" in c._clip.value
-    c.slider.value = 100
-    assert "clip-path:inset(0 0% 0 0)" in c._clip.value
-    c.slider.value = 0
-    assert "clip-path:inset(0 100% 0 0)" in c._clip.value
-    # the rule is scoped to this comparison's own class
-    uid = c._uid
-    assert uid in c._dom_classes and f".{uid} .nbw-cmp-top" in c._clip.value
+    assert c.divider.value == 30 and c.clip_style == "clip-path:inset(0 70% 0 0);"
+    c.divider.value = 80  # a drag on the image, as the front end reports it
+    assert c.slider.value == 80 and c.clip_style == "clip-path:inset(0 20% 0 0);"
+    c.divider.value = 140  # never past the ends
+    assert c.divider.value == 100 and c.slider.value == 100
     c.view = "side"
-    assert c.slider_box.layout.display == "none" and c.cards_box.layout.display == "flex"
+    assert c.slider_box.layout.display == "none" and c.cards_box.layout.display == "grid"
+    c.view = "slider"
+    assert 'aria-valuenow="50"' in stage and c.divider.html == stage  # built once
+
+
+def test_the_pick_buttons_and_a_tie_stay_under_every_view(client: Client,
+                                                          history: History) -> None:
+    a = client.generate("a kite over the sea")
+    b = client.generate("a kite over the hills")
+    c = compare(a, b, history=history)
+    assert history.flush(timeout=10)
+    assert [x.description for x in c.pick_bar.children] == ["A is better", "B is better", "Tie"]
+    for view in ("side", "slider", "difference", "side"):
+        c.view = view
+        shown = [box for box in (c.cards_box, c.slider_box, c.heat_box)
+                 if box.layout.display != "none"]
+        assert len(shown) == 1  # one view at a time ...
+        assert c.pick_bar in c.children and c.pick_bar.layout.display != "none"
+        assert all(button not in shown[0].children for button in c.buttons)  # ... buttons apart
+    c.view = "slider"
+    c.tie_button.click()
+    assert c.picked == "tie" and c.winner is None
+    assert c.tie_button.button_style == "success" and c.tie_button.description == "✓ Tie"
+    assert all(x.button_style == "" for x in c.buttons)
+    assert "Tie: recorded in the history (1 tie vote)" in c.status.value
+    votes = History(history.path).votes(c.id)
+    assert [v.outcome for v in votes] == ["tie"]
+    assert not any(r.favourite for r in history)
+    c.buttons[1].click()  # a pick replaces the tie
+    assert c.picked == "B" and c.tie_button.button_style == ""
+    votes = History(history.path).votes(c.id)
+    assert [(v.outcome, v.left.record_id, v.right.record_id) for v in votes] == [
+        ("left", history.find(task_id=b.task_id).id, history.find(task_id=a.task_id).id)]
 
 
 def test_picking_a_winner_is_recorded_in_the_history(client: Client, history: History) -> None:
@@ -255,7 +297,7 @@ def test_compare_an_edit_shows_its_input_against_its_output(
         assert out.size != inp.size
         assert "Edit instruction" in c.diff.value and "make it night" in c.diff.value
         c.view = "slider"
-        assert len(IMG_SRC.findall(c._stage.value)) == 2
+        assert len(IMG_SRC.findall(c.divider.html)) == 2
     c.buttons[1].click()
     rec = History(history.path).filter(task_id=edited.task_id)[0]
     assert rec.favourite and f"comparison {c.id}" in rec.notes
@@ -286,10 +328,12 @@ def test_hostile_prompts_labels_and_errors_are_escaped_everywhere(
     c.pick(0)
     pair = compare(a, b, labels=[HOSTILE[1], HOSTILE[0]], history=history)
     pair.view = "slider"
+    assert HOSTILE[1].replace("<", "&lt;").replace(">", "&gt;") in pair.divider.html
     pair.pick(1)
     for comparison in (c, pair):
         text = all_html(comparison)
-        html_only = "\n".join(x.value for x in _html_widgets(comparison))
+        html_only = "\n".join([*(x.value for x in _html_widgets(comparison)),
+                               comparison.divider.html])
         assert "<script>" not in html_only and "<img src=x" not in html_only
         assert "onerror=alert(1)>" not in html_only.replace("onerror=alert(1)&gt;", "")
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html_only
@@ -310,12 +354,15 @@ def test_widget_state_holds_only_small_jpeg_thumbnails(client: Client, history: 
     b = client.generate("large two", model="nano-banana-pro", resolution="2K")
     c = compare(a, b, history=history)
     c.view = "slider"
-    text = "\n".join(x.value for x in _html_widgets(c))
-    uris = re.findall(r'src="(data:[^"]+)"', text)
-    assert len(uris) == 4
+    c.view = "difference"
+    c.difference  # noqa: B018 - waits for the heat map
+    wait_until(lambda: "nbw-cmp-diffstat" in c.heat.value, "the heat map")
+    text = "\n".join(json.dumps(x.get_state(), default=str) for x in descendants(c))
+    uris = re.findall(r'src=\\?"(data:[^"\\]+)', text)
+    assert len(uris) == 5  # two cards, the stage's two images, the heat map
     assert all(u.startswith("data:image/jpeg;base64,") for u in uris)
     assert all(max(decode(u).size) <= 512 for u in uris)
-    assert len(text) < 400_000
+    assert len(text) < 500_000
 
 
 def test_repr_is_cheap_and_names_the_images(client: Client, history: History) -> None:

@@ -1,5 +1,5 @@
 """What a comparison shows, as HTML: the word-level prompt diff, a card per image, the
-prompt changes, the before/after slider stage and the pick status.
+prompt changes, the before/after slider stage, the difference heat map and the pick status.
 
 Pure functions over plain values and duck-typed sides (anything with ``label``,
 ``prompt``, ``params`` (``(name, value)`` pairs), ``kind``, ``task_id`` and ``link``, as
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -22,10 +23,11 @@ __all__ = [
     "DiffOp",
     "card_html",
     "clip_css",
-    "clip_rule_html",
     "comparison_styles",
     "comparison_title_html",
     "diff_html",
+    "difference_html",
+    "difference_waiting_html",
     "pick_status_html",
     "prompt_diff_html",
     "stage_html",
@@ -50,24 +52,51 @@ def comparison_styles() -> str:
 # --- the prompt diff ---------------------------------------------------------------------
 
 
+_TRAILING = re.compile(r"^(.*?\w)([,.;:!?]+)$")
+
+
+def _tokens(text: str) -> list[str]:
+    """Words, with punctuation that ends a word (``dusk,``) as a token of its own."""
+    out: list[str] = []
+    for word in text.split():
+        m = _TRAILING.match(word)
+        out.extend([m.group(1), m.group(2)] if m else [word])
+    return out
+
+
+def _join(tokens: list[str]) -> str:
+    """Tokens back into text: a space between words, none before trailing punctuation."""
+    text = ""
+    for token in tokens:
+        glue = "" if not text or _is_punct(token) else " "
+        text += glue + token
+    return text
+
+
+def _is_punct(token: str) -> bool:
+    return bool(token) and all(c in ",.;:!?" for c in token)
+
+
 def word_diff(a: str, b: str) -> list[tuple[DiffOp, str]]:
     """The word-level edit from prompt ``a`` to prompt ``b``.
 
     A list of ``(op, words)`` where ``op`` is ``"equal"``, ``"delete"`` (words only in
     ``a``) or ``"insert"`` (words only in ``b``); a replacement is a delete followed by an
-    insert. Words are runs of non-blank characters; whitespace differences are ignored.
+    insert. Words are runs of non-blank characters, punctuation that ends a word apart
+    (``dusk,`` against ``dawn,`` changes only the word); whitespace differences are
+    ignored.
     """
-    wa, wb = a.split(), b.split()
+    wa, wb = _tokens(a), _tokens(b)
     out: list[tuple[DiffOp, str]] = []
     matcher = difflib.SequenceMatcher(None, wa, wb, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            out.append(("equal", " ".join(wa[i1:i2])))
+            out.append(("equal", _join(wa[i1:i2])))
             continue
         if tag in ("delete", "replace"):
-            out.append(("delete", " ".join(wa[i1:i2])))
+            out.append(("delete", _join(wa[i1:i2])))
         if tag in ("insert", "replace"):
-            out.append(("insert", " ".join(wb[j1:j2])))
+            out.append(("insert", _join(wb[j1:j2])))
     return out
 
 
@@ -78,15 +107,17 @@ def prompt_diff_html(a: str, b: str) -> str:
     styles, so the diff reads without the stylesheet too.
     """
     esc = html.escape
-    parts = []
+    text = ""
     for op, words in word_diff(a, b):
         if op == "equal":
-            parts.append(esc(words))
+            part = esc(words)
         elif op == "insert":
-            parts.append(f'<ins class="nbw-ins" style="{_INS_STYLE}">{esc(words)}</ins>')
+            part = f'<ins class="nbw-ins" style="{_INS_STYLE}">{esc(words)}</ins>'
         else:
-            parts.append(f'<del class="nbw-del" style="{_DEL_STYLE}">{esc(words)}</del>')
-    return " ".join(parts)
+            part = f'<del class="nbw-del" style="{_DEL_STYLE}">{esc(words)}</del>'
+        glue = "" if not text or _is_punct(words.split(" ", 1)[0]) else " "
+        text += glue + part
+    return text
 
 
 # --- the parts of a comparison -----------------------------------------------------------
@@ -134,11 +165,10 @@ def card_html(side: Any, uri: str | None, problem: str | None, *,
         if key in COMPARED_PARAMS and key in base and base[key] != value:
             text = f'<span class="nbw-cmp-changed" style="font-weight:600;">{text}</span>'
         params.append(text)
-    if side.task_id:
-        params.append(f"task {esc(side.task_id)}")
+    task = f' title="task {esc(side.task_id, quote=True)}"' if side.task_id else ""
     if params:
-        parts.append(f'<div class="nbw-muted" style="{MUTED_STYLE}overflow-wrap:anywhere;">'
-                     f'{" · ".join(params)}</div>')
+        parts.append(f'<div class="nbw-muted" style="{MUTED_STYLE}overflow-wrap:anywhere;"'
+                     f'{task}>{" · ".join(params)}</div>')
     return "".join(parts)
 
 
@@ -178,40 +208,80 @@ def clip_css(value: int) -> str:
     return f"clip-path:inset(0 {100 - value}% 0 0);"
 
 
-def clip_rule_html(scope: str, value: int) -> str:
-    """The slider's rule for the comparison whose element has the class ``scope``."""
-    return (f"<style>.{scope} .nbw-cmp-top{{{clip_css(value)}}}"
-            f".{scope} .nbw-cmp-divider{{left:{value}%;}}</style>")
-
-
 def stage_html(a: Any, b: Any, top: str | None, bottom: str | None, *,
-               aspect: tuple[int, int], max_side: int) -> str:
+               aspect: tuple[int, int], max_side: int, value: int = 50) -> str:
     """Side ``a`` (thumbnail ``top``) stacked over side ``b`` (``bottom``), at most
-    ``max_side`` px wide; the slider's clip rule reveals the top one."""
+    ``max_side`` px wide, the left ``value`` % of ``a`` showing. The stage is a focusable
+    ``role="slider"``: the front end moves the divider by dragging on the images and with
+    the arrow keys (``widgets/static/divider.js``); here it is drawn where ``value`` says."""
     esc = html.escape
     if top is None or bottom is None:
         missing = a if top is None else b
         return (f'<div style="{ERROR_STYLE}padding:8px;">The slider needs both images; '
                 f'{esc(missing.label)} has none.</div>')
     w_, h_ = aspect
-    fill = "position:absolute;inset:0;width:100%;height:100%;object-fit:contain;"
+    value = max(0, min(100, int(value)))
+    fill = ("position:absolute;inset:0;width:100%;height:100%;object-fit:contain;"
+            "pointer-events:none;user-select:none;-webkit-user-drag:none;")
     tag = ("position:absolute;top:6px;padding:1px 6px;border-radius:4px;font-size:12px;"
            "background:rgba(0,0,0,0.6);color:#fff;max-width:45%;overflow:hidden;"
-           "text-overflow:ellipsis;white-space:nowrap;")
+           "text-overflow:ellipsis;white-space:nowrap;pointer-events:none;")
+    label = esc(f"Divider between {a.label} (left) and {b.label} (right): drag on the "
+                "images, or use the arrow keys", quote=True)
     return (
-        f'<div class="nbw-cmp-stage" style="position:relative;width:100%;'
-        f'max-width:{max_side}px;aspect-ratio:{w_} / {h_};margin:0 auto;overflow:hidden;'
-        f'border-radius:4px;">'
+        f'<div class="nbw-cmp-stage" role="slider" tabindex="0" aria-label="{label}" '
+        f'aria-valuemin="0" aria-valuemax="100" aria-valuenow="{value}" '
+        f'style="position:relative;width:100%;max-width:{max_side}px;'
+        f"aspect-ratio:{w_} / {h_};margin:0 auto;overflow:hidden;border-radius:4px;"
+        f'cursor:ew-resize;touch-action:none;user-select:none;-webkit-user-select:none;">'
         f'<img class="nbw-cmp-bottom" src="{bottom}" alt="{esc(b.label, quote=True)}" '
-        f'style="{fill}">'
+        f'draggable="false" style="{fill}">'
         f'<img class="nbw-cmp-top" src="{top}" alt="{esc(a.label, quote=True)}" '
-        f'style="{fill}">'
+        f'draggable="false" style="{fill}{clip_css(value)}">'
         f'<div class="nbw-cmp-divider" style="position:absolute;top:0;bottom:0;width:2px;'
-        f'margin-left:-1px;background:#fff;"></div>'
+        f'margin-left:-1px;left:{value}%;background:#fff;pointer-events:none;">'
+        f'<div class="nbw-cmp-handle" style="position:absolute;top:50%;left:50%;width:28px;'
+        f"height:28px;margin:-14px 0 0 -14px;border-radius:50%;background:#fff;color:#222;"
+        f'font-size:12px;line-height:28px;text-align:center;">&#9664;&#9654;</div></div>'
         f'<span class="nbw-cmp-tag" style="{tag}left:6px;">{esc(a.label)}</span>'
         f'<span class="nbw-cmp-tag" style="{tag}right:6px;">{esc(b.label)}</span>'
         f"</div>"
     )
+
+
+def difference_html(a: Any, b: Any, heatmap: str, *, share: float, mean: float,
+                    size: tuple[int, int], note: str | None, threshold: int,
+                    max_side: int = 512) -> str:
+    """The difference view: the heat map (data URI ``heatmap``) with the share of changed
+    pixels, the mean difference, the size compared at, a note on scaling, and a legend."""
+    esc = html.escape
+    pct = share * 100.0
+    share_text = f"{pct:.1f}%" if pct >= 0.1 or pct == 0 else "under 0.1%"
+    what = (f"{share_text} of the pixels changed between {a.label} and {b.label}")
+    legend = ('<span class="nbw-cmp-legend" style="display:inline-block;width:90px;height:10px;'
+              'vertical-align:middle;border-radius:2px;background:linear-gradient(90deg,'
+              'rgb(40,0,0),rgb(225,35,35),rgb(255,240,120));"></span>')
+    details = (f"by more than {threshold / 255:.0%} of their range · mean difference "
+               f"{mean * 100:.1f}% · compared at {size[0]}×{size[1]}")
+    parts = [
+        f'<div class="nbw-cmp-heat" style="max-width:{min(max(size[0], 1), max_side)}px;'
+        f'margin:0 auto;">'
+        f'<img src="{heatmap}" alt="{esc(f"Where {a.label} and {b.label} differ", quote=True)}"'
+        f' style="display:block;width:100%;height:auto;border-radius:4px;"></div>',
+        f'<div class="nbw-cmp-diffstat" style="margin-top:6px;"><b>{esc(what)}</b> '
+        f'<span class="nbw-muted" style="{MUTED_STYLE}">{esc(details)}</span></div>',
+        f'<div class="nbw-muted" style="{MUTED_STYLE}">unchanged {legend} most changed, over a '
+        f"dimmed copy of {esc(a.label)}</div>",
+    ]
+    if note:
+        parts.append(f'<div class="nbw-cmp-note" style="{MUTED_STYLE}">{esc(note)}</div>')
+    return "".join(parts)
+
+
+def difference_waiting_html(text: str, *, error: bool = False) -> str:
+    """What the difference view shows while it is computed, or why it cannot be."""
+    style = ERROR_STYLE if error else MUTED_STYLE
+    return f'<div class="nbw-cmp-heat-wait" style="{style}padding:8px;">{html.escape(text)}</div>'
 
 
 def pick_status_html(text: str, css: str) -> str:

@@ -1,9 +1,11 @@
 """The history store: ``schema`` (SQLite, migrations, the image folder and all SQL),
 ``records``, ``views`` (read-only queries), ``recorder`` (the client listener and its
 download pool), ``replay``, ``export``, and ``history``: the :class:`History` façade, the
-only writer."""
+only writer. Votes: ``votes`` (their SQL), ``voting`` (the façade's vote methods),
+``rankings`` and ``stats`` (Bradley–Terry, the sign test)."""
 
 from nanobanana_widgets.store.history import History
+from nanobanana_widgets.store.rankings import RANK_BY, Entry, RankingRow, Rankings, rank
 from nanobanana_widgets.store.records import (
     RECORD_STATUSES,
     ErrorInfo,
@@ -15,7 +17,13 @@ from nanobanana_widgets.store.records import (
     request_fingerprint,
 )
 from nanobanana_widgets.store.replay import ReplayMode
+from nanobanana_widgets.store.stats import Strength, bradley_terry, min_votes_for, sign_test
 from nanobanana_widgets.store.views import HistoryView
+from nanobanana_widgets.store.votes import VOTE_OUTCOMES, Vote, VoteItem, VoteOutcome
+from nanobanana_widgets.store.voting import record_item
 
-__all__ = ["RECORD_STATUSES", "ErrorInfo", "History", "HistoryView", "InputImage", "Pick", "Record",
-           "RecordStatus", "ReplayMode", "ResultImage", "request_fingerprint"]
+__all__ = ["RANK_BY", "RECORD_STATUSES", "VOTE_OUTCOMES", "Entry", "ErrorInfo", "History",
+           "HistoryView", "InputImage", "Pick", "RankingRow", "Rankings", "Record",
+           "RecordStatus", "ReplayMode", "ResultImage", "Strength", "Vote", "VoteItem",
+           "VoteOutcome", "bradley_terry", "min_votes_for", "rank", "record_item",
+           "request_fingerprint", "sign_test"]

@@ -9,11 +9,14 @@
     h.rate(-1, 5); h.favourite(-1); h.note(-1, "the one"); h.delete(0); h.deleted().undelete(0)
     h.rerun(-1, aspect_ratio="16:9")  # the same request again (inputs read from the folder)
     h.export("picked/")              # images with metadata, manifest.csv and manifest.json
+    h.rankings(by="prompt")          # every comparison and tournament vote, ranked
 
 :class:`History` is the façade of the store and its only writer. The concerns live beside it:
 ``schema`` (SQLite, migrations, the image folder, every SQL statement), ``records`` (what a
 record is), ``views`` (read-only queries), ``recorder`` (the client listener and the download
-pool), ``replay``, ``export``, and ``render.history_table`` for the HTML.
+pool), ``replay``, ``export``, and ``render.history_table`` for the HTML. Votes of
+comparisons and tournaments: ``voting`` (these methods), ``votes`` (their SQL),
+``rankings`` and ``stats``.
 
 **Recording.** A :class:`History` is a client listener (``History.attach(client)`` or
 ``History(client=...)``). A record is written in ``on_submitted``, with its task id, before
@@ -63,6 +66,7 @@ from nanobanana_widgets.store.records import (
 from nanobanana_widgets.store.replay import ReplayMode
 from nanobanana_widgets.store.schema import HistoryStore, Selection
 from nanobanana_widgets.store.views import HistoryView
+from nanobanana_widgets.store.voting import Voting
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client, Task
@@ -74,7 +78,7 @@ _RERUN_KEYS = ("prompt", "action", "images", "model", "count", "aspect_ratio", "
                "callback_url")
 
 
-class History(HistoryView):
+class History(Voting, HistoryView):
     """The persistent record of every request: SQLite + a content-addressed image folder.
 
     ``path`` is a folder or a ``.sqlite`` file (default: ``.nanobanana/`` under the current

@@ -10,9 +10,10 @@ Several processes and threads may use one history at once: every write runs in i
 of failing. The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` holds one
 step per version. Nothing here talks to the network, and no API token is ever stored.
 
-This module holds every SQL statement of the package: the rest of ``store/`` calls the
-methods of :class:`HistoryStore`, and the views describe what they show with a
-:class:`Selection`, which this module turns into a query.
+This module holds every SQL statement of the package (but the votes', kept apart in
+``store/votes.py``): the rest of ``store/`` calls the methods of :class:`HistoryStore`, and
+the views describe what they show with a :class:`Selection`, which this module turns into a
+query.
 """
 
 from __future__ import annotations
@@ -126,7 +127,41 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1,)
+_V2_VOTES = """
+CREATE TABLE IF NOT EXISTS votes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at REAL NOT NULL,
+    tournament TEXT NOT NULL,
+    left_key TEXT NOT NULL,
+    left_record INTEGER REFERENCES requests(id) ON DELETE SET NULL,
+    left_image INTEGER,
+    left_prompt TEXT,
+    left_model TEXT,
+    right_key TEXT NOT NULL,
+    right_record INTEGER REFERENCES requests(id) ON DELETE SET NULL,
+    right_image INTEGER,
+    right_prompt TEXT,
+    right_model TEXT,
+    outcome TEXT NOT NULL CHECK (outcome IN ('left', 'right', 'tie', 'skip')),
+    blind INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS votes_tournament ON votes(tournament, id);
+CREATE INDEX IF NOT EXISTS votes_left_record ON votes(left_record) WHERE left_record IS NOT NULL;
+CREATE INDEX IF NOT EXISTS votes_right_record ON votes(right_record) WHERE right_record IS NOT NULL;
+"""
+"""Pairwise votes of comparisons and tournaments (``store/votes.py`` reads and writes them):
+which two items (a record and image position when known, a stable key always, the prompt
+and model as they were), the outcome as shown (left/right/tie/skip), blind or not, when.
+``IF NOT EXISTS`` so the step is safe whatever place it takes among other migrations."""
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    for statement in _V2_VOTES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
 """``MIGRATIONS[n]`` takes a database at ``user_version`` n to n + 1 (inside a transaction)."""
 
 SCHEMA_VERSION = len(MIGRATIONS)

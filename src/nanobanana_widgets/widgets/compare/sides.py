@@ -38,6 +38,8 @@ class Side:
     record_id: int | None = None
     problem: str | None = None
     link: str | None = None
+    image: int = 0
+    """The image's position among its request's results (what a vote names)."""
 
     @property
     def recordable(self) -> bool:
@@ -122,7 +124,7 @@ def _image_side(image: GeneratedImage, label: str) -> Side:
     if image.index:
         params.append(("image", f"#{image.index + 1}"))
     return Side(label=label, prompt=prompt, params=tuple(params), source=image, kind="image",
-                task_id=image.task_id or None, link=safe_link(image.url))
+                task_id=image.task_id or None, link=safe_link(image.url), image=image.index)
 
 
 def _meta_side(source: Any, label: str, name: str, meta: dict[str, Any]) -> Side:
