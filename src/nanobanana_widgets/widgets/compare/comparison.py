@@ -23,7 +23,7 @@ says so. The difference is computed in the background the first time it is shown
 
 **Picks.** "A is better", "B is better", ... and "Tie" stay under every view. What a pick
 writes (a favourite mark, a note line, votes that feed ``history.rankings()``) is
-:mod:`.picks`'; picking again takes the previous pick back first. Records are found by task
+:mod:`.picks`; picking again takes the previous pick back first. Records are found by task
 id in ``history`` (default: the package's default history).
 
 What is compared is :mod:`.sides`'; the HTML is :mod:`nanobanana_widgets.render.compare`'s.
