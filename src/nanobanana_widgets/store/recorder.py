@@ -36,6 +36,7 @@ from nanobanana_widgets.service.errors import (
 from nanobanana_widgets.service.models import MAX_COUNT
 from nanobanana_widgets.service.text import parse_data_uri
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.store.clean import clean_image
 from nanobanana_widgets.store.downloads import DownloadPool
 from nanobanana_widgets.store.problems import Problems
 from nanobanana_widgets.store.records import (
@@ -293,7 +294,7 @@ class Recorder:
             try:
                 # A GeneratedImage shares one download with whoever else shows it (the grid,
                 # the panel): its bytes() waits for a fetch already under way.
-                data = download(url) if isinstance(item, str) else item.bytes()
+                data = clean_image(download(url) if isinstance(item, str) else item.bytes())
                 meta = image_metadata(rec, pos, url, prompts.get(pos, ""))
                 try:
                     stored = embed_metadata(data, meta)
@@ -353,9 +354,9 @@ class Recorder:
         """Wait for the downloads and for what is unsaved to be saved (at most ``timeout``
         seconds); ``True`` when no download is left and nothing is unsaved."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        downloads_done = self._pool.flush(timeout)
+        saved = self._pending.wait_saved(timeout)  # first: a saved record may add downloads
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self._pending.wait_saved(remaining) and downloads_done
+        return self._pool.flush(remaining) and saved
 
     def close(self, timeout: float = 5.0) -> None:
         """Take no more downloads, drop the queued ones (``resume()`` fetches them later),

@@ -5,8 +5,9 @@ not lose the record of a paid request. Every write of a client event is a
 :class:`RecordWrite` (self-contained and idempotent: it names its record by
 ``record_key``). :class:`PendingWrites` writes it at once; when the database refuses, the
 write is kept in memory (in order: later writes queue behind it), appended to a small
-journal beside the database when the disk allows, retried by a background thread (backing
-off up to 10 s) and reported (a ``HistoryWarning`` in the cell output, ``History.unsaved``,
+journal beside the database when the disk allows, retried by a background thread (at once
+when space is freed on the disk, else backing off up to 10 s) and reported (a
+``HistoryWarning`` in the cell output, ``History.unsaved``,
 ``History.problems``). When a retry succeeds the journal is removed.
 
 A journal is a JSON-lines file ``<db name>.unsaved-<pid>-<random>.jsonl`` owned (locked)
@@ -54,6 +55,10 @@ JOURNAL_INFIX = ".unsaved-"
 RETRY_FIRST = 0.5
 RETRY_MAX = 10.0
 """Seconds between retries: from the first, doubling up to the last."""
+SPACE_CHECK = 0.5
+SPACE_RETURNED = 64 * 1024
+"""Meanwhile the free space of the disk is checked every half second: when 64 KB or more
+were freed, the retry comes at once ("written when space returns")."""
 
 
 @dataclass
@@ -363,6 +368,7 @@ class PendingWrites:
                     with self._state:
                         self._reasons[w.key] = _reason(exc)
                     continue
+                self._done(w, rid)  # before it leaves the queue: flush() sees its downloads
                 with self._state:
                     self._queue.remove(w)
                     if not any(x.key == w.key for x in self._queue):
@@ -372,8 +378,6 @@ class PendingWrites:
             rest = self._pending_list()
             if saved or not all(x.journaled for x in rest):
                 self._journal.rewrite(rest)
-        for w, rid in saved:
-            self._done(w, rid)
         self._note_saved([w for w, _rid in saved])
         return not rest
 
@@ -405,10 +409,29 @@ class PendingWrites:
                 f"saved in {self._db_path}: " + ", ".join(w.describe() for w in done[:5])
                 + (" ..." if len(done) > 5 else "") + ".", warn=True)
 
+    def _free_space(self) -> int | None:
+        try:
+            return shutil.disk_usage(self._db_path.parent).free
+        except OSError:
+            return None
+
+    def _wait_for_a_chance(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less: until woken, or until space is freed on the
+        history's disk (checked every half second)."""
+        free = self._free_space()
+        deadline = time.monotonic() + delay
+        while not self._wake.wait(min(SPACE_CHECK, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                return
+            now = self._free_space()
+            if free is not None and now is not None and now > free + SPACE_RETURNED:
+                return
+            free = now if free is None or (now is not None and now < free) else free
+
     def _retry_loop(self) -> None:
         delay = RETRY_FIRST
         while True:
-            self._wake.wait(delay)
+            self._wait_for_a_chance(delay)
             self._wake.clear()
             if self._closed:
                 break
