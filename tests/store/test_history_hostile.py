@@ -5,6 +5,7 @@ task id are both kept, and a server listing thousands of images is held to the c
 
 from __future__ import annotations
 
+import io
 import subprocess
 import time
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, PngImagePlugin
 
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
@@ -20,7 +22,7 @@ from nanobanana_widgets.service.errors import HistoryWarning, PossiblyBilledErro
 from nanobanana_widgets.service.secrets import register_secret
 from nanobanana_widgets.service.types import ImageRequest
 from nanobanana_widgets.store import History
-from support import TEST_TOKEN
+from support import TEST_TOKEN, png_data_uri
 
 from .hostile import Handler, HostileServer, data_image_url, finished_record, serve
 
@@ -166,7 +168,11 @@ def test_a_token_echoed_by_the_server_reaches_no_file(server: HostileServer,
                                                       tmp_path: Path) -> None:
     register_secret(SECRET)  # what the client does with its token
     echo = f"a cat, by Bearer {SECRET.upper()} and {SECRET}"
-    url = data_image_url("olive")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", f"made for {SECRET}")  # the server's own text chunk
+    buf = io.BytesIO()
+    Image.new("RGB", (24, 24), "olive").save(buf, "PNG", pnginfo=info)
+    url = png_data_uri(buf.getvalue())
     records = {"tk": finished_record("tk", "a cat", [url], echoed=echo)}
     records["tk"]["trace_id"] = f"trace {SECRET}"
     server.on(IMAGES, lambda h, _body: h.send_json(

@@ -9,17 +9,21 @@ it writes, so no caller has to remember to.
 
 :func:`csv_cell` neutralises spreadsheet formulas (a cell starting with ``=``, ``+``, ``-``,
 ``@``, a tab or a carriage return is prefixed with ``'``), for every CSV the history writes.
+:func:`clean_image` keeps only the pixels of image bytes a server wrote a secret into (a
+text chunk, a comment), before they are kept or exported.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from nanobanana_widgets.service.secrets import scrub
+from nanobanana_widgets.images import decode
+from nanobanana_widgets.service.secrets import scrub, secrets_pattern
 
-__all__ = ["clean_text", "clean_value", "csv_cell"]
+__all__ = ["clean_image", "clean_text", "clean_value", "csv_cell"]
 
 _UNENCODABLE = re.compile("[\ud800-\udfff\x00]")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -48,3 +52,16 @@ def csv_cell(value: Any) -> Any:
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
+
+
+def clean_image(data: bytes) -> bytes:
+    """``data`` as it is, unless a registered secret appears in its bytes (a server can
+    write one into a PNG text chunk or a JPEG comment): then its pixels re-encoded as PNG,
+    without any of its metadata. Raises when such bytes cannot be decoded."""
+    pattern = secrets_pattern()
+    if pattern is None or not pattern.search(data.decode("latin-1")):
+        return data
+    image = decode(data)
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()

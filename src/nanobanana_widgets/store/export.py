@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanobanana_widgets.images import embed_metadata, extension_for
-from nanobanana_widgets.store.clean import clean_value, csv_cell
+from nanobanana_widgets.store.clean import clean_image, clean_value, csv_cell
 from nanobanana_widgets.store.records import RECORD_KEYS, Record, ResultImage, image_metadata
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def export_images(records: Iterable[Record], path: str | os.PathLike[str],
                     skipped.append(f"{label}: no sound copy and it could not be downloaded")
                     continue
                 meta = image_metadata(rec.to_dict(), img.position, img.url, img.prompt)
-                content = embed_metadata(data, meta)
+                content = embed_metadata(clean_image(data), meta)
                 wanted = f"{rec.id:06d}-{img.position}{extension_for(content)}"
                 name = write_new(folder, wanted, content)
             except Exception as exc:  # one bad image never stops the export
