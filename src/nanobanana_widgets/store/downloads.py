@@ -25,6 +25,8 @@ logger = logging.getLogger("nanobanana_widgets.history")
 MAX_QUEUED = 256
 """Jobs (one record's images each) waiting at most; more are refused."""
 WORKERS = 4
+IDLE_EXIT = 10.0
+"""Seconds a worker waits for a job before it exits."""
 
 
 EXIT_WAIT = 5.0
@@ -75,7 +77,14 @@ class DownloadPool:
 
     def _work(self) -> None:
         while True:
-            item = self._jobs.get()
+            try:
+                item = self._jobs.get(timeout=IDLE_EXIT)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():  # idle: the thread goes (a new job makes one)
+                        self._threads.remove(threading.current_thread())
+                        return
+                continue
             if item is None:
                 return
             with self._lock:

@@ -41,7 +41,7 @@ _KINDS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 )
 _FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.ENOENT,
-                  errno.EISDIR}
+                  errno.EISDIR, errno.EEXIST}
 
 
 def kind_of(exc: BaseException) -> str:
