@@ -364,7 +364,7 @@ class Recorder:
         unsaved."""
         self._closed = True
         self._pool.flush(timeout)
-        self._pool.close(timeout=1.0)
+        self._pool.close(timeout=0)
         self._pending.close()
 
 
