@@ -18,6 +18,7 @@ from nanobanana_widgets.service.errors import (
     NanoBananaError,
 )
 from nanobanana_widgets.service.protocol import BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV
+from nanobanana_widgets.service.secrets import register_secret
 
 __all__ = ["LOOPBACK_PLACEHOLDER_TOKEN", "Credentials", "check_base_url", "is_loopback"]
 
@@ -77,6 +78,8 @@ class Credentials:
                         hint=f"a token without spaces or control characters (check {TOKEN_ENV})",
                     )
                 self._token = token
+                if token != LOOPBACK_PLACEHOLDER_TOKEN:  # scrubbed from all text kept or shown
+                    register_secret(token)
             return self._token, self._base_url
 
     def close(self) -> None:

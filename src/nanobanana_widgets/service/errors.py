@@ -405,3 +405,73 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, (OSError, ValueError, TypeError)) and text:
         return f"{text} ({name})"
     return f"Unexpected error ({name}): {text}" if text else f"Unexpected error ({name})."
+
+
+# --- the history (added for issue 11; kept at the end of the file) ---------------------
+
+
+class HistoryError(NanoBananaError):
+    """The history database or its folder could not be used; ``path`` names the file."""
+
+    default_message = "The history could not be used."
+
+    def __init__(self, message: str | None = None, *, path: str | None = None,
+                 detail: str | None = None) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_history_error, (type(self), self.message, self.path, self.detail),
+                self.__dict__)
+
+
+def _rebuild_history_error(cls: type[HistoryError], message: str, path: str | None,
+                           detail: str | None) -> HistoryError:
+    return cls(message, path=path, detail=detail)
+
+
+class HistoryDamagedError(HistoryError):
+    """The history file is not a database, or is truncated or corrupt (it is left as it is)."""
+
+    default_message = "The history file is damaged."
+
+
+class HistoryVersionError(HistoryError):
+    """The history was written by a newer version of the package (its schema is newer)."""
+
+    default_message = "The history was written by a newer nanobanana-widgets."
+
+
+class HistoryAccessError(HistoryError):
+    """The history's folder or file cannot be opened or created (permissions, read-only)."""
+
+    default_message = "The history folder cannot be opened or written."
+
+
+class HistoryBusyError(HistoryError):
+    """Another process held the history's write lock for longer than ``busy_timeout``."""
+
+    default_message = "The history is locked by another process."
+
+
+class HistoryWriteError(HistoryError):
+    """A write to the history failed (a full disk, an I/O error)."""
+
+    default_message = "The history could not be written."
+
+
+class HistoryWarning(UserWarning):
+    """Shown in the cell output when the history needs the user's attention: a record that
+    could not be saved yet, a damaged history set aside, an export that skipped a file."""
+
+
+__all__ += [
+    "HistoryAccessError",
+    "HistoryBusyError",
+    "HistoryDamagedError",
+    "HistoryError",
+    "HistoryVersionError",
+    "HistoryWarning",
+    "HistoryWriteError",
+]
