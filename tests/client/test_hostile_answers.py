@@ -343,3 +343,13 @@ def test_a_submit_answer_that_already_holds_images_is_a_finished_task(
         assert task.done()
         assert task.result().image.url == "https://cdn.example/x.png"
     assert not [r for r in server.requests if r.path == TASKS]
+
+
+def test_credentials_in_the_base_url_are_masked(server: HostileServer) -> None:
+    base = server.base_url.replace("http://", "http://alice:s3cret@")
+    server.on("POST", TASKS, trickle(b"{}", interval=0.5))
+    with Client(TEST_TOKEN, base_url=base, timeout=0.5, max_retries=0) as client:
+        assert "s3cret" not in repr(client)
+        with pytest.raises(APITimeoutError) as info:
+            client.task("t-1")
+    assert "s3cret" not in str(info.value) and "***@" in str(info.value)

@@ -65,7 +65,7 @@ from nanobanana_widgets.service.errors import (
 )
 from nanobanana_widgets.service.protocol import IMAGES_PATH, TASKS_PATH
 from nanobanana_widgets.service.retry import RetryPolicy, failure_for_status, parse_retry_after
-from nanobanana_widgets.service.text import clean_text, short_url
+from nanobanana_widgets.service.text import clean_text, mask_url, short_url
 
 __all__ = ["CONNECT_TIMEOUT", "DEADLINE_FACTOR", "ServiceCalls"]
 
@@ -117,6 +117,7 @@ class ServiceCalls:
         """
         token, base = self._credentials.resolve()
         url = base + IMAGES_PATH
+        base = mask_url(base)  # from here on only shown: credentials in it are masked
         body = json.dumps(payload).encode()
         total = deadline if deadline is not None else self.call_deadline
         ends = time.monotonic() + total
@@ -260,6 +261,7 @@ class ServiceCalls:
         """
         token, base = self._credentials.resolve()
         url = base + TASKS_PATH
+        base = mask_url(base)  # from here on only shown: credentials in it are masked
         body = json.dumps(payload).encode()
         total = self.call_deadline
         ends = time.monotonic() + total

@@ -35,6 +35,7 @@ from nanobanana_widgets.service.models import DEFAULT_MODEL, validate_request
 from nanobanana_widgets.service.protocol import BATCH_SIZE
 from nanobanana_widgets.service.retry import RetryPolicy
 from nanobanana_widgets.service.status import image_entries
+from nanobanana_widgets.service.text import mask_url
 from nanobanana_widgets.service.types import ImageRequest, Result, TaskRecord
 
 if TYPE_CHECKING:
@@ -170,7 +171,8 @@ class Client:
 
     def __repr__(self) -> str:
         has_token = self._credentials.has_token
-        return f"Client(base_url={self.base_url!r}, token={'set' if has_token else 'not set'})"
+        shown = mask_url(self.base_url)
+        return f"Client(base_url={shown!r}, token={'set' if has_token else 'not set'})"
 
     # -- listeners ----------------------------------------------------------------------
 
