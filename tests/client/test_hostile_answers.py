@@ -353,3 +353,16 @@ def test_credentials_in_the_base_url_are_masked(server: HostileServer) -> None:
         with pytest.raises(APITimeoutError) as info:
             client.task("t-1")
     assert "s3cret" not in str(info.value) and "***@" in str(info.value)
+
+
+def test_a_lookup_takes_its_own_deadline(server: HostileServer) -> None:
+    """What ``History.resume(timeout=...)`` needs: a lookup bounded by the time it has left."""
+    server.on("POST", TASKS, trickle(b'{"items": []}', interval=0.5))
+    with make_client(server, timeout=60) as client:
+        for call in (lambda: client.task("t-1", deadline=1), lambda: client.tasks(
+                [f"t-{i}" for i in range(120)], deadline=1)):
+            error, took = timed(call)
+            assert isinstance(error, APITimeoutError), error
+            assert took < 1 + BOUND
+        with pytest.raises(ValueError):
+            client.tasks(["t-1"], deadline=-1)

@@ -251,19 +251,21 @@ class ServiceCalls:
 
     # -- lookup ----------------------------------------------------------------------------
 
-    def lookup(self, payload: Mapping[str, Any], *, batch: bool = False) -> dict[str, Any]:
+    def lookup(self, payload: Mapping[str, Any], *, batch: bool = False,
+               deadline: float | None = None) -> dict[str, Any]:
         """POST to the tasks endpoint, retrying transient failures (lookups are free).
 
         The answer is returned with its records under ``items`` (every shape the vendor's
         CLI accepts: ``items``, ``data`` as a list or an object, a bare record). ``batch``:
         the answer must hold records. An answer too large to read is final
-        (:class:`MalformedResponseError` with code ``response_too_large``).
+        (:class:`MalformedResponseError` with code ``response_too_large``). ``deadline``:
+        seconds the whole call may take (default :attr:`call_deadline`).
         """
         token, base = self._credentials.resolve()
         url = base + TASKS_PATH
         base = mask_url(base)  # from here on only shown: credentials in it are masked
         body = json.dumps(payload).encode()
-        total = self.call_deadline
+        total = deadline if deadline is not None else self.call_deadline
         ends = time.monotonic() + total
         timeout = (min(CONNECT_TIMEOUT, self.timeout), self.timeout)
         for attempt in itertools.count():

@@ -326,11 +326,14 @@ class Client:
 
     # -- tasks --------------------------------------------------------------------------
 
-    def task(self, task_id: str) -> TaskRecord:
-        """Look one task up (``retrieve``)."""
+    def task(self, task_id: str, *, deadline: float | None = None) -> TaskRecord:
+        """Look one task up (``retrieve``), within ``deadline`` seconds (default
+        :attr:`deadline`) whatever the server does."""
         if not isinstance(task_id, str) or not task_id:
             raise InvalidParameterError("task_id", task_id, None, hint="a task id string")
-        body = self._calls.lookup({"action": "retrieve", "id": task_id})
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
+        body = self._calls.lookup({"action": "retrieve", "id": task_id}, deadline=deadline)
         items = body.get("items")
         if not isinstance(items, list) or not items:
             raise NotFoundError(f"No task with id {task_id!r}.", task_id=task_id)
@@ -339,15 +342,19 @@ class Client:
         record = next((r for r in records if TaskRecord.from_json(r).id == task_id), records[0])
         return TaskRecord.from_json(record)
 
-    def tasks(self, ids: Iterable[str]) -> list[TaskRecord]:
+    def tasks(self, ids: Iterable[str], *, deadline: float | None = None) -> list[TaskRecord]:
         """Look many tasks up (``retrieve_batch``, 50 ids per request), in the order of ``ids``.
 
-        Ids the service does not know are left out.
+        Ids the service does not know are left out. The whole call, every request of it,
+        ends within ``deadline`` seconds (default :attr:`deadline`) whatever the server does.
         """
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
+        ends = time.monotonic() + (deadline if deadline is not None else self.deadline)
         wanted = list(dict.fromkeys(ids))
         found: dict[str, TaskRecord] = {}
         for start in range(0, len(wanted), BATCH_SIZE):
-            for record in self._retrieve_batch(wanted[start:start + BATCH_SIZE]):
+            for record in self._retrieve_batch(wanted[start:start + BATCH_SIZE], ends):
                 found.setdefault(record.id, record)
         return [found[i] for i in wanted if i in found]
 
@@ -358,17 +365,20 @@ class Client:
             raise InvalidParameterError("task_id", task_id, None, hint="a task id string")
         return Task(self, task_id, request=request, submitted_at=submitted_at)
 
-    def _retrieve_batch(self, ids: Sequence[str]) -> list[TaskRecord]:
-        """One ``retrieve_batch``; an answer too large to read is asked for again in two
-        halves (a record echoes its request, input images included), down to one id."""
+    def _retrieve_batch(self, ids: Sequence[str], ends: float | None = None
+                        ) -> list[TaskRecord]:
+        """One ``retrieve_batch`` (by ``ends``, a ``time.monotonic()`` instant, if given);
+        an answer too large to read is asked for again in two halves (a record echoes its
+        request, input images included), down to one id."""
+        left = None if ends is None else max(1e-3, ends - time.monotonic())
         try:
             body = self._calls.lookup({"action": "retrieve_batch", "ids": list(ids)},
-                                      batch=True)
+                                      batch=True, deadline=left)
         except MalformedResponseError as exc:
             if exc.code != TOO_LARGE or len(ids) < 2:
                 raise
             half = len(ids) // 2
-            return self._retrieve_batch(ids[:half]) + self._retrieve_batch(ids[half:])
+            return self._retrieve_batch(ids[:half], ends) + self._retrieve_batch(ids[half:], ends)
         items = body.get("items")
         assert isinstance(items, list)  # checked by the lookup
         return [TaskRecord.from_json(item) for item in items if isinstance(item, Mapping)]
