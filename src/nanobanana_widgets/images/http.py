@@ -51,6 +51,8 @@ __all__ = ["Answer", "AnswerTooLarge", "DeadlineAdapter", "Watch", "Wire", "Wire
 
 CHUNK: Final = 64 * 1024
 """Bytes read from the socket at a time."""
+BLOCK: Final = 1024 * 1024
+"""Bytes of a body kept per block while it arrives."""
 WATCHDOG_IDLE_EXIT: Final = 5.0
 """Seconds the watchdog thread idles with nothing to watch before it exits."""
 ACCEPT_ENCODING: Final = "gzip, deflate"
@@ -507,35 +509,91 @@ class _Inflater:
             raise WireError("malformed", status_code=status,
                             detail=f"an answer in the {kind!r} encoding, which was not asked for")
 
-    def feed(self, data: bytes, room: int, limit: int) -> bytes:
-        """``data`` decoded; :class:`AnswerTooLarge` when that passes ``room`` bytes."""
+    def feed(self, data: bytes, buf: _Body, limit: int) -> None:
+        """Append ``data``, decoded, to ``buf``; :class:`AnswerTooLarge` when ``buf`` would
+        pass ``limit`` bytes. Decoded in pieces of at most :data:`CHUNK` bytes, so a bomb
+        never holds more than ``limit`` plus one piece."""
         if self._kind == "deflate" and self._decoder is None:
             # RFC 9110 deflate is zlib-wrapped; some servers send it raw.
             wbits = zlib.MAX_WBITS if data[:1] == b"\x78" else -zlib.MAX_WBITS
             self._decoder = zlib.decompressobj(wbits)
         if self._decoder is None:
-            out = data
-        else:
+            if buf.size + len(data) > limit:
+                raise AnswerTooLarge(self._status, limit, head=bytes(data[:CHUNK]))
+            buf.add(data)
+            return
+        pending = data
+        while pending:
             try:
-                out = self._decoder.decompress(data, room + 1)
+                out = self._decoder.decompress(pending, CHUNK)
             except zlib.error as exc:
                 raise WireError("malformed", status_code=self._status,
                                 detail="a damaged compressed body") from exc
-        if len(out) > room:
-            raise AnswerTooLarge(self._status, limit, head=bytes(out[:CHUNK]))
-        return bytes(out)
+            if buf.size + len(out) > limit:
+                raise AnswerTooLarge(self._status, limit, head=out[:CHUNK])
+            buf.add(out)
+            pending = self._decoder.unconsumed_tail
+            if not out and pending:  # no progress: damaged
+                raise WireError("malformed", status_code=self._status,
+                                detail="a damaged compressed body")
 
-    def finish(self, room: int, limit: int) -> bytes:
+    def finish(self, buf: _Body, limit: int) -> None:
+        """Append what the decoder still holds to ``buf`` (within ``limit``)."""
         if self._decoder is None:
-            return b""
+            return
         try:
             out = self._decoder.flush()
         except zlib.error as exc:
             raise WireError("malformed", status_code=self._status,
                             detail="a damaged compressed body") from exc
-        if len(out) > room:
+        if buf.size + len(out) > limit:
             raise AnswerTooLarge(self._status, limit)
-        return bytes(out)
+        buf.add(out)
+
+
+class _Body:
+    """A body kept in preallocated blocks of :data:`BLOCK` bytes, joined once at the end.
+
+    One buffer regrown for a whole body is copied as it grows (twice the memory at the
+    end); a list of the pieces as they arrive costs an object per piece (a server sending
+    tiny segments would multiply the memory by tens). Blocks cost neither.
+    """
+
+    __slots__ = ("_fill", "parts", "size")
+
+    def __init__(self) -> None:
+        self.parts: list[bytearray] = []
+        self._fill = BLOCK  # bytes used in the last block (full: a new one is needed)
+        self.size = 0
+
+    def add(self, piece: bytes) -> None:
+        view = memoryview(piece)
+        while view:
+            if self._fill == BLOCK:
+                self.parts.append(bytearray(BLOCK))
+                self._fill = 0
+            take = min(len(view), BLOCK - self._fill)
+            self.parts[-1][self._fill:self._fill + take] = view[:take]
+            self._fill += take
+            self.size += take
+            view = view[take:]
+
+    def head(self) -> bytes:
+        return bytes(self.parts[0][:min(CHUNK, self.size)]) if self.parts else b""
+
+    def clear(self) -> None:
+        self.parts = []
+        self._fill = BLOCK
+        self.size = 0
+
+    def join(self) -> bytes:
+        if not self.parts:
+            return b""
+        last = memoryview(self.parts[-1])[:self._fill]
+        data = b"".join([*self.parts[:-1], last])
+        last.release()
+        self.clear()
+        return data
 
 
 def _read_body(resp: requests.Response, watch: Watch, max_bytes: int) -> bytes:
@@ -545,7 +603,7 @@ def _read_body(resp: requests.Response, watch: Watch, max_bytes: int) -> bytes:
     if declared.isdigit() and int(declared) > max_bytes:
         raise AnswerTooLarge(status, max_bytes, int(declared))
     inflater = _Inflater(resp.headers.get("Content-Encoding"), status)
-    buf = bytearray()
+    buf = _Body()
     received = 0
     raw = resp.raw
     try:
@@ -556,15 +614,18 @@ def _read_body(resp: requests.Response, watch: Watch, max_bytes: int) -> bytes:
             received += len(chunk)
             if received > max_bytes:
                 raise AnswerTooLarge(status, max_bytes)
-            buf += inflater.feed(chunk, max_bytes - len(buf), max_bytes)
-        buf += inflater.finish(max_bytes - len(buf), max_bytes)
+            inflater.feed(chunk, buf, max_bytes)
+        inflater.finish(buf, max_bytes)
     except AnswerTooLarge as exc:
-        if buf:
-            exc.head = bytes(buf[:CHUNK])
+        if buf.size:
+            exc.head = buf.head()
+        buf.clear()  # the traceback keeps this frame: never the body with it
         raise
     except WireError:
+        buf.clear()
         raise
     except Exception as exc:
+        buf.clear()
         if watch.fired:
             raise WireError("timeout", deadline=True, status_code=status,
                             detail="the deadline passed while the body arrived") from exc
@@ -573,4 +634,4 @@ def _read_body(resp: requests.Response, watch: Watch, max_bytes: int) -> bytes:
             or "timed out" in str(exc).lower()
         raise WireError("timeout" if timed_out else "broken", timed_out=timed_out,
                         status_code=status, detail=type(exc).__name__) from exc
-    return bytes(buf)
+    return buf.join()
