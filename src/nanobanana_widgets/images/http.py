@@ -180,28 +180,31 @@ class Watch:
 
 
 class _Watchdog:
-    """One daemon thread firing every armed :class:`Watch` at its deadline."""
+    """One daemon thread firing every armed :class:`Watch` at its deadline.
+
+    Arming costs a heap push; the thread is woken only when the new deadline comes before
+    the time it is sleeping until (so a run of calls with the same deadline never wakes
+    it), and it exits after :data:`WATCHDOG_IDLE_EXIT` seconds with nothing to watch.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Watch]] = []
         self._numbers = itertools.count()
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")
 
     def arm(self, watch: Watch) -> None:
         with self._cond:
-            while self._heap and self._heap[0][2].finished:
-                heapq.heappop(self._heap)
             if len(self._heap) > 256:  # drop finished watches with far deadlines
                 self._heap = [item for item in self._heap if not item[2].finished]
                 heapq.heapify(self._heap)
-            first = not self._heap or watch.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (watch.deadline, next(self._numbers), watch))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
                                                 name="nanobanana-deadlines")
                 self._thread.start()
-            elif first:
+            elif watch.deadline < self._wake_at:
                 self._cond.notify()
 
     def _run(self) -> None:
@@ -217,15 +220,19 @@ class _Watchdog:
                 if not due:
                     if self._heap:
                         idle_since = None
-                        self._cond.wait(self._heap[0][0] - now)
+                        self._wake_at = self._heap[0][0]
+                        self._cond.wait(self._wake_at - now)
                         continue
                     if idle_since is None:
                         idle_since = now
                     if now - idle_since >= WATCHDOG_IDLE_EXIT:
                         self._thread = None
+                        self._wake_at = float("inf")
                         return
-                    self._cond.wait(WATCHDOG_IDLE_EXIT - (now - idle_since))
+                    self._wake_at = idle_since + WATCHDOG_IDLE_EXIT
+                    self._cond.wait(self._wake_at - now)
                     continue
+                self._wake_at = now
             for watch in due:
                 watch.fire()
 
@@ -552,46 +559,39 @@ class _Inflater:
 
 
 class _Body:
-    """A body kept in preallocated blocks of :data:`BLOCK` bytes, joined once at the end.
+    """A body kept in blocks of about :data:`BLOCK` bytes, joined once at the end.
 
     One buffer regrown for a whole body is copied as it grows (twice the memory at the
     end); a list of the pieces as they arrive costs an object per piece (a server sending
-    tiny segments would multiply the memory by tens). Blocks cost neither.
+    tiny segments would multiply the memory by tens). Blocks cost neither: each grows to
+    about a megabyte, then the next one starts.
     """
 
-    __slots__ = ("_fill", "parts", "size")
+    __slots__ = ("_block", "parts", "size")
 
     def __init__(self) -> None:
         self.parts: list[bytearray] = []
-        self._fill = BLOCK  # bytes used in the last block (full: a new one is needed)
+        self._block = bytearray()
         self.size = 0
 
     def add(self, piece: bytes) -> None:
-        view = memoryview(piece)
-        while view:
-            if self._fill == BLOCK:
-                self.parts.append(bytearray(BLOCK))
-                self._fill = 0
-            take = min(len(view), BLOCK - self._fill)
-            self.parts[-1][self._fill:self._fill + take] = view[:take]
-            self._fill += take
-            self.size += take
-            view = view[take:]
+        self._block += piece
+        self.size += len(piece)
+        if len(self._block) >= BLOCK:
+            self.parts.append(self._block)
+            self._block = bytearray()
 
     def head(self) -> bytes:
-        return bytes(self.parts[0][:min(CHUNK, self.size)]) if self.parts else b""
+        first = self.parts[0] if self.parts else self._block
+        return bytes(first[:CHUNK])
 
     def clear(self) -> None:
         self.parts = []
-        self._fill = BLOCK
+        self._block = bytearray()
         self.size = 0
 
     def join(self) -> bytes:
-        if not self.parts:
-            return b""
-        last = memoryview(self.parts[-1])[:self._fill]
-        data = b"".join([*self.parts[:-1], last])
-        last.release()
+        data = bytes(self._block) if not self.parts else b"".join([*self.parts, self._block])
         self.clear()
         return data
 
