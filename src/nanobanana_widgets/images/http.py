@@ -162,14 +162,16 @@ class Watch:
         _shut(getattr(conn, "sock", None))
 
     def fire(self) -> None:
-        """The deadline passed: shut every socket of the exchange (once)."""
+        """The deadline passed: shut every socket of the exchange (once).
+
+        Under the lock, so that a connection is never shut after :meth:`finish` gave it
+        back to the pool for another exchange (``shutdown`` does not block)."""
         with self._lock:
             if self.fired or self.finished:
                 return
             self.fired = True
-            targets = [*self._sockets, *(getattr(c, "sock", None) for c in self._connections)]
-        for sock in targets:
-            _shut(sock)
+            for sock in [*self._sockets, *(getattr(c, "sock", None) for c in self._connections)]:
+                _shut(sock)
 
     def finish(self) -> None:
         """The exchange is over: firing no longer does anything."""
