@@ -6,13 +6,10 @@ sends one byte every half second, of its headers or of its body, or a chunked bo
 never ends, keeps a plain ``requests`` call running forever. Here every exchange has a
 **deadline**, an instant on the monotonic clock, and ends by it:
 
-- a :class:`Watch` is armed for the exchange, in the calling thread, before anything is
-  sent; the package's own connection classes (mounted by :class:`DeadlineAdapter`) register
-  every socket they open and every connection they send a request on with the watch of the
-  thread using them;
-- one watchdog thread shuts down (``shutdown(SHUT_RDWR)``) the sockets of every watch whose
-  deadline has passed, so a read blocked in the kernel, on headers or body, returns at once;
-  the exchange then raises :class:`WireError` with ``deadline=True``;
+- a watch is armed for the exchange before anything is sent, and the watchdog of
+  :mod:`.deadlines` shuts the exchange's sockets down at the deadline, so a read blocked
+  in the kernel, on headers or body, returns at once; the exchange then raises
+  :class:`WireError` with ``deadline=True``;
 - connect and read timeouts are clamped to the time left, and the body is read in bounded
   chunks and decompressed here, with a cap on the decompressed size (a deflate bomb stops
   at the cap, :class:`AnswerTooLarge`).
@@ -24,12 +21,8 @@ connections are always the package's own.
 
 from __future__ import annotations
 
-import heapq
 import http.cookiejar
-import itertools
 import queue
-import socket
-import threading
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -39,22 +32,16 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.poolmanager import PoolManager, ProxyManager
 
+from nanobanana_widgets.images.deadlines import DeadlineAdapter, Watch, watching
 from nanobanana_widgets.service.retry import Failure
 
-__all__ = ["Answer", "AnswerTooLarge", "DeadlineAdapter", "Watch", "Wire", "WireError",
-           "failure_of"]
+__all__ = ["Answer", "AnswerTooLarge", "Wire", "WireError", "failure_of"]
 
 CHUNK: Final = 64 * 1024
 """Bytes read from the socket at a time."""
 BLOCK: Final = 1024 * 1024
 """Bytes of a body kept per block while it arrives."""
-WATCHDOG_IDLE_EXIT: Final = 5.0
-"""Seconds the watchdog thread idles with nothing to watch before it exits."""
 ACCEPT_ENCODING: Final = "gzip, deflate"
 """The encodings asked for (and the only ones decoded: :class:`Wire` decodes itself)."""
 
@@ -109,204 +96,6 @@ class AnswerTooLarge(Exception):
         self.limit = limit
         self.declared = declared
         self.head = head
-
-
-# --- the watch and its watchdog ----------------------------------------------------------
-
-
-def _shut(sock: Any) -> bool:
-    """Shut a socket down for reading and writing (not closed: its owner closes it, and the
-    file descriptor is never reused under it). ``True`` when it was connected."""
-    if sock is None:
-        return False
-    try:
-        if isinstance(sock, socket.socket):
-            # The plain socket's method, also for an SSLSocket (whose own shutdown would
-            # unwrap it under the thread reading from it).
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        else:
-            sock.shutdown(socket.SHUT_RDWR)
-    except (OSError, ValueError, AttributeError):
-        return False
-    return True
-
-
-class Watch:
-    """One exchange's deadline and the sockets it uses; :meth:`fire` shuts them all."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.fired = False
-        self.sent = False
-        """Whether a connection was asked to send the request (it may not have yet)."""
-        self.finished = False
-        self._lock = threading.Lock()
-        self._sockets: list[Any] = []
-        self._connections: list[Any] = []
-
-    def add_socket(self, sock: Any) -> None:
-        """Watch a socket just opened (shut at once if the deadline passed already)."""
-        with self._lock:
-            if not self.fired:
-                self._sockets.append(sock)
-                return
-        _shut(sock)
-
-    def add_connection(self, conn: Any) -> None:
-        """Watch a connection about to send this exchange's request."""
-        with self._lock:
-            self.sent = True
-            if not self.fired:
-                self._connections.append(conn)
-                return
-        _shut(getattr(conn, "sock", None))
-
-    def fire(self) -> None:
-        """The deadline passed: shut every socket of the exchange (once).
-
-        Under the lock, so that a connection is never shut after :meth:`finish` gave it
-        back to the pool for another exchange (``shutdown`` does not block)."""
-        with self._lock:
-            if self.fired or self.finished:
-                return
-            self.fired = True
-            for sock in [*self._sockets, *(getattr(c, "sock", None) for c in self._connections)]:
-                _shut(sock)
-
-    def finish(self) -> None:
-        """The exchange is over: firing no longer does anything."""
-        with self._lock:
-            self.finished = True
-            self._sockets.clear()
-            self._connections.clear()
-
-
-class _Watchdog:
-    """One daemon thread firing every armed :class:`Watch` at its deadline.
-
-    Arming costs a heap push; the thread is woken only when the new deadline comes before
-    the time it is sleeping until (so a run of calls with the same deadline never wakes
-    it), and it exits after :data:`WATCHDOG_IDLE_EXIT` seconds with nothing to watch.
-    """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Watch]] = []
-        self._numbers = itertools.count()
-        self._thread: threading.Thread | None = None
-        self._wake_at = float("inf")
-
-    def arm(self, watch: Watch) -> None:
-        with self._cond:
-            if len(self._heap) > 256:  # drop finished watches with far deadlines
-                self._heap = [item for item in self._heap if not item[2].finished]
-                heapq.heapify(self._heap)
-            heapq.heappush(self._heap, (watch.deadline, next(self._numbers), watch))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, daemon=True,
-                                                name="nanobanana-deadlines")
-                self._thread.start()
-            elif watch.deadline < self._wake_at:
-                self._cond.notify()
-
-    def _run(self) -> None:
-        idle_since: float | None = None
-        while True:
-            due: list[Watch] = []
-            with self._cond:
-                now = time.monotonic()
-                while self._heap and (self._heap[0][0] <= now or self._heap[0][2].finished):
-                    _deadline, _n, watch = heapq.heappop(self._heap)
-                    if not watch.finished:
-                        due.append(watch)
-                if not due:
-                    if self._heap:
-                        idle_since = None
-                        self._wake_at = self._heap[0][0]
-                        self._cond.wait(self._wake_at - now)
-                        continue
-                    if idle_since is None:
-                        idle_since = now
-                    if now - idle_since >= WATCHDOG_IDLE_EXIT:
-                        self._thread = None
-                        self._wake_at = float("inf")
-                        return
-                    self._wake_at = idle_since + WATCHDOG_IDLE_EXIT
-                    self._cond.wait(self._wake_at - now)
-                    continue
-                self._wake_at = now
-            for watch in due:
-                watch.fire()
-
-
-_WATCHDOG = _Watchdog()
-_local = threading.local()
-
-
-def _current() -> Watch | None:
-    watch: Watch | None = getattr(_local, "watch", None)
-    return watch
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    """urllib3's connection, registering its socket and requests with the thread's watch."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        watch = _current()
-        if watch is not None:
-            watch.add_socket(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = _current()
-        if watch is not None:
-            watch.add_connection(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """As :class:`_WatchedHTTPConnection`, over TLS (the handshake is watched too)."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        watch = _current()
-        if watch is not None:
-            watch.add_socket(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = _current()
-        if watch is not None:
-            watch.add_connection(self)
-        super().request(*args, **kwargs)
-
-
-class _WatchedPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedTLSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-_POOLS: Final = {"http": _WatchedPool, "https": _WatchedTLSPool}
-
-
-class DeadlineAdapter(HTTPAdapter):
-    """requests' adapter, on connections that the deadline watchdog can shut."""
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False,
-                         **pool_kwargs: Any) -> None:
-        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
-        manager: PoolManager = self.poolmanager
-        manager.pool_classes_by_scheme = dict(_POOLS)
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        if type(manager) is ProxyManager:  # a SOCKS manager keeps its own pools
-            manager.pool_classes_by_scheme = dict(_POOLS)
-        return manager
 
 
 # --- the exchange ------------------------------------------------------------------------
@@ -380,34 +169,33 @@ class Wire:
                                                                None)
         except Exception as exc:  # a URL requests cannot even prepare
             raise WireError("not_sent", detail=type(exc).__name__, unusable=True) from exc
-        watch = Watch(deadline)
-        _WATCHDOG.arm(watch)
-        previous = _current()
-        _local.watch = watch
         resp: requests.Response | None = None
         try:
-            try:
-                resp = self.adapter.send(
-                    prepared, stream=True,
-                    timeout=(max(0.001, min(timeout[0], left)), max(0.001, min(timeout[1], left))),
-                    verify=True if settings["verify"] is None else settings["verify"],
-                    cert=settings["cert"], proxies=settings["proxies"],
-                )
-            except Exception as exc:
-                raise _send_error(exc, watch) from exc
-            status = resp.status_code
-            wanted = read_body(status) if callable(read_body) else read_body
-            content = _read_body(resp, watch, max_bytes) if wanted else b""
-            if watch.fired:
-                raise WireError("timeout", deadline=True, status_code=status,
-                                detail="the deadline passed while the answer arrived")
-            return Answer(status, {k.lower(): v for k, v in resp.headers.items()}, content,
-                          resp.encoding)
+            with watching(deadline) as watch:
+                try:
+                    resp = self.adapter.send(
+                        prepared, stream=True,
+                        timeout=(max(0.001, min(timeout[0], left)),
+                                 max(0.001, min(timeout[1], left))),
+                        verify=True if settings["verify"] is None else settings["verify"],
+                        cert=settings["cert"], proxies=settings["proxies"],
+                    )
+                except Exception as exc:
+                    raise _send_error(exc, watch) from exc
+                status = resp.status_code
+                wanted = read_body(status) if callable(read_body) else read_body
+                content = _read_body(resp, watch, max_bytes) if wanted else b""
+                if watch.fired:
+                    raise WireError("timeout", deadline=True, status_code=status,
+                                    detail="the deadline passed while the answer arrived")
+                answer = Answer(status, {k.lower(): v for k, v in resp.headers.items()},
+                                content, resp.encoding)
         finally:
-            _local.watch = previous
-            watch.finish()
+            # Only once the watch is finished (it can no longer shut the socket) does the
+            # connection go back to the pool, for another exchange.
             if resp is not None:
                 resp.close()
+        return answer
 
     def drop_idle_connections(self, url: str) -> None:
         """Close idle pooled connections to ``url``'s host, so that the next request opens
