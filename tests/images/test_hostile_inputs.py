@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import sys
 import threading
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from nanobanana_widgets.images import load_image, thumbnail, to_image_url
+from nanobanana_widgets.images import (
+    embed_metadata,
+    load_image,
+    read_metadata,
+    thumbnail,
+    to_image_url,
+)
+from nanobanana_widgets.images.formats import png_chunks
 from nanobanana_widgets.service.errors import ImageInputError
 from support import png
 
@@ -140,3 +149,15 @@ def test_ordinary_files_and_streams_still_work(tmp_path: Path) -> None:
     with open(path, "rb") as fh:
         assert to_image_url(fh) == to_image_url(path)
     assert to_image_url(io.BytesIO(png())) == to_image_url(path)
+
+
+def test_metadata_nested_deep_in_a_file_reads_as_none() -> None:
+    data = embed_metadata(png(), {"prompt": "x"})
+    deep = "[" * 100_000 + "]" * 100_000
+    pos, _ctype, payload = next(c for c in png_chunks(data) if c[1] == b"iTXt"
+                                and c[2].startswith(b"nanobanana"))
+    body = b"nanobanana\x00\x00\x00\x00\x00" + deep.encode()
+    chunk = struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(
+        ">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
+    damaged = data[:pos] + chunk + data[pos + 12 + len(payload):]
+    assert read_metadata(damaged) == {}
