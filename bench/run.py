@@ -64,6 +64,15 @@ FINDINGS = """\
   (tasks re-attached after a restart, whose submission time is unknown, are looked up at
   once).
 
+- Figure 10 (issue 11): a refused 32 MiB answer stayed alive in the traceback of the error
+  a caller keeps (the history stores errors): the body is now dropped before the error is
+  raised, and kept while it arrives in blocks of 1 MiB (one buffer regrown for the whole
+  body doubled it; one object per piece would let a server sending tiny segments multiply
+  it). Its first reading, 48 MB, was not the client's: Linux carries `ru_maxrss` over a
+  vfork + exec from the parent, so the child reads its own `VmHWM`.
+- Figure 11 (issue 11): waking the deadline watchdog on every call cost a GIL hand-over
+  per request; it is now woken only by a deadline earlier than the one it sleeps until.
+
 ## Finding: a grid showed its thumbnails late (fixed)
 
 Figure 1 counts until every cell's result is in Python, like its baseline; its note also
