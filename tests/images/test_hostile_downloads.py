@@ -21,6 +21,7 @@ from hostile import HostileServer, answer, endless_chunks, redirect, trickle
 from nanobanana_widgets import images
 from nanobanana_widgets.images.http import Wire, WireError
 from nanobanana_widgets.service.errors import DownloadError, SaveError
+from nanobanana_widgets.service.text import clean_text
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
 from support import png
 
@@ -156,18 +157,19 @@ def test_a_task_id_never_makes_a_path_outside_the_folder(server: HostileServer,
     folder = tmp_path / "out"
     result = result_with_task_id(task_id, server.url("/ok.png"))
     [path] = result.save(folder)
-    assert path.parent == folder.resolve()
+    assert path.parent == folder and path.resolve().parent == folder.resolve()
     assert path.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
     assert len(path.name) < 100
-    assert images.read_metadata(path)["task_id"] == task_id  # kept, as data, inside
+    # kept, as data, inside the file (read back cleaned, as everything read from a file)
+    assert images.read_metadata(path)["task_id"] == clean_text(task_id)
 
 
 def test_the_panel_save_path_is_the_same_safe_function(server: HostileServer,
                                                        tmp_path: Path) -> None:
     image = GeneratedImage(url=server.url("/ok.png"), prompt="p", task_id="../../evil")
     path = images.save_generated(image, png(), tmp_path)
-    assert path.parent == tmp_path.resolve() and path.name == "evil-0.png"
+    assert path == tmp_path / "evil-0.png"
 
 
 def test_safe_names() -> None:
@@ -229,3 +231,16 @@ def test_pil_refuses_an_image_of_too_many_pixels() -> None:
     small = GeneratedImage(url="https://cdn.example/y.png", prompt="p", task_id="t")
     small._cache["data"] = png()
     assert small.pil().size == (40, 30)
+
+
+def test_a_symlink_named_like_the_file_is_replaced_not_followed(server: HostileServer,
+                                                               tmp_path: Path) -> None:
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"keep me")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "t-0.png").symlink_to(outside)
+    image = GeneratedImage(url=server.url("/ok.png"), prompt="p", task_id="t")
+    path = image.save(folder)
+    assert path == folder / "t-0.png" and not path.is_symlink()
+    assert outside.read_bytes() == b"keep me"

@@ -90,15 +90,19 @@ def save_generated(image: Any, data: bytes, path: str | os.PathLike[str]) -> Pat
     try:
         target = Path(path).expanduser()
         if target.is_dir():
-            folder = target.resolve()
+            folder = target
             index = getattr(image, "index", 0)
             stem = (f"{safe_name(str(getattr(image, 'task_id', '') or ''))}-"
                     f"{index if isinstance(index, int) else 0}")
             ext = extension_for(data)
             # write_with_metadata keeps PNG and JPEG as they are and converts the rest to PNG
-            target = folder / f"{stem}{ext if ext in ('.png', '.jpg') else '.png'}"
-            if target.parent != folder or target.name in ("", ".", ".."):
-                raise SaveError(f"Refused to save {str(target)!r}: it is not inside the "
+            name = f"{stem}{ext if ext in ('.png', '.jpg') else '.png'}"
+            target = folder / name
+            # safe_name already makes a single plain component; checked on the resolved
+            # paths all the same (the file itself may be a symlink: it is replaced, not
+            # followed, so only its folder counts).
+            if target.name != name or target.parent.resolve() != folder.resolve():
+                raise SaveError(f"Refused to save {name!r}: it would not be inside the "
                                 f"folder {str(folder)!r}.")
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
