@@ -80,14 +80,16 @@ def edit(
     )
 
 
-def task(task_id: str) -> TaskRecord:
-    """Look one task up on the default client."""
-    return default_client().task(task_id)
+def task(task_id: str, *, deadline: float | None = None) -> TaskRecord:
+    """Look one task up on the default client (within ``deadline`` seconds, default the
+    client's)."""
+    return default_client().task(task_id, deadline=deadline)
 
 
-def tasks(ids: Iterable[str]) -> list[TaskRecord]:
-    """Look many tasks up on the default client (batched, in the order of ``ids``)."""
-    return default_client().tasks(ids)
+def tasks(ids: Iterable[str], *, deadline: float | None = None) -> list[TaskRecord]:
+    """Look many tasks up on the default client (batched, in the order of ``ids``, within
+    ``deadline`` seconds, default the client's)."""
+    return default_client().tasks(ids, deadline=deadline)
 
 
 def wait_all(
