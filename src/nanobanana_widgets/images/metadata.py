@@ -21,7 +21,6 @@ from nanobanana_widgets.images.formats import (
     png_chunks,
 )
 from nanobanana_widgets.images.sources import label_for, read_path
-from nanobanana_widgets.service.answers import UnreadableAnswer, parse_json
 
 __all__ = ["METADATA_KEY", "embed_metadata", "read_metadata"]
 
@@ -127,11 +126,11 @@ def embed_metadata(data: bytes, meta: Mapping[str, Any]) -> bytes:
 
 
 def _parse_meta(text: str | bytes) -> dict[str, Any]:
-    """The metadata JSON of a file, with every string cleaned; ``{}`` when it is damaged
-    (nested 100,000 levels deep included: files are as hostile as servers)."""
+    """The metadata JSON of a file as it was written; ``{}`` when it is damaged (nested
+    100,000 levels deep included: a file is as hostile as a server)."""
     try:
-        value = parse_json(text)
-    except UnreadableAnswer:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 
