@@ -161,3 +161,11 @@ def test_metadata_nested_deep_in_a_file_reads_as_none() -> None:
         ">I", zlib.crc32(b"iTXt" + body) & 0xFFFFFFFF)
     damaged = data[:pos] + chunk + data[pos + 12 + len(payload):]
     assert read_metadata(damaged) == {}
+
+
+@pytest.mark.parametrize("url", ["http://example.com:99999/x.png", "http://[::1/x.png",
+                                 "http://" + "a" * 300 + ".example/x.png",
+                                 "https://☃.example/x.png"])
+def test_a_malformed_input_url_is_refused_before_sending(url: str) -> None:
+    with pytest.raises(ImageInputError):
+        to_image_url(url)

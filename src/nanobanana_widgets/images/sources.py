@@ -36,7 +36,7 @@ from nanobanana_widgets.images._shared import (
     parse_data_uri,
     quiet_pillow,
 )
-from nanobanana_widgets.images.fetch import download
+from nanobanana_widgets.images.fetch import download, url_problem
 from nanobanana_widgets.service import models
 from nanobanana_widgets.service.errors import DownloadError, ImageInputError, describe_error
 from nanobanana_widgets.service.text import data_uri as _data_uri
@@ -111,6 +111,10 @@ def _check_http_url(url: str, label: str) -> str:
     if any(c.isspace() for c in url):
         raise ImageInputError(label, "is a URL containing spaces",
                               hint="Percent-encode the spaces (%20) or check the URL.")
+    problem = url_problem(url)
+    if problem is not None:  # a port out of range, a host that is not a DNS name, ...
+        raise ImageInputError(label, f"is not a usable URL: {problem}",
+                              hint="Expected a URL such as https://example.com/image.png.")
     scheme, rest = url.split(":", 1)
     return scheme.lower() + ":" + rest  # "HTTPS://..." is valid, but sent as "https://..."
 
