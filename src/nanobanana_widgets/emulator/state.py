@@ -41,11 +41,22 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "task_forbidden",
     "task_error",
     "partial",
+    "hiccup",
+    "status_word",
+    "progress",
 )
 """Every fault :meth:`Emulator.inject` knows."""
 
-TASK_FAULTS: Final = frozenset({"task_forbidden", "task_error", "partial"})
-"""Faults that let the request through and spoil the task it makes."""
+SHAPES: Final = frozenset({"hiccup", "status_word", "progress"})
+"""Kinds that change only how the task's records look while it runs (the vendor SDK's
+shapes, API.md): ``hiccup`` shows ``response: {"success": false}`` with no error code and
+no ``finished_at`` (a transient hiccup, not a failure); ``status_word`` puts a ``status``
+word in the record (``"running"``, over a response that, without it, reads as failed;
+``"succeeded"`` once done); ``progress`` a ``progress`` percentage rising to 100. The task
+then succeeds as usual."""
+
+TASK_FAULTS: Final = frozenset({"task_forbidden", "task_error", "partial", *SHAPES})
+"""Faults that let the request through and spoil (or reshape) the task it makes."""
 
 DEFAULT_FAULT_KINDS: Final[tuple[str, ...]] = (
     "rate_limit",
@@ -172,6 +183,27 @@ class Task:
                 for i in range(self.succeeded_images)
             ],
         }
+
+
+def _reshape(record: dict[str, Any], task: Task, now: float, finished: bool) -> None:
+    """Give ``record`` the look the task's :data:`SHAPES` kind asks for."""
+    if task.fault == "hiccup" and not finished:
+        record["response"] = {"success": False, "task_id": task.id, "trace_id": task.trace_id}
+    elif task.fault == "status_word":
+        if finished:
+            record["status"] = "succeeded"
+        else:
+            record["status"] = "running"
+            record["response"] = {"success": False, "task_id": task.id,
+                                  "error": {"code": "queued", "message": "Still queued."}}
+    elif task.fault == "progress":
+        span = task.finish_at - task.created_at
+        if finished:
+            record["progress"] = 100
+        elif math.isfinite(span) and span > 0:
+            record["progress"] = max(0, min(99, int(100 * (now - task.created_at) / span)))
+        else:
+            record["progress"] = 0
 
 
 class EmulatorState:
@@ -307,12 +339,14 @@ class EmulatorState:
             "created_at": round(task.created_at, 3),
             "started_at": round(task.created_at + min(0.01, task.finish_at - task.created_at), 3),
         }
-        if task.finished(now):
+        finished = task.finished(now)
+        if finished:
             record["finished_at"] = round(task.finish_at, 3)
             record["elapsed"] = round(task.finish_at - task.created_at, 3)
         record["request"] = task.request
-        if task.finished(now):
+        if finished:
             record["response"] = task.response(self.base_url)
+        _reshape(record, task, now, finished)
         return record
 
     def lookup(self, task_id: str) -> dict[str, Any] | None:
