@@ -103,8 +103,13 @@ class ServiceCalls:
 
     # -- submit ----------------------------------------------------------------------------
 
-    def submit(self, payload: Mapping[str, Any], *, read_timeout: float) -> dict[str, Any]:
-        """POST a submit; retry only what certainly did not reach the service (or 429)."""
+    def submit(self, payload: Mapping[str, Any], *, read_timeout: float,
+               retry_rate_limit: bool = True) -> dict[str, Any]:
+        """POST a submit; retry only what certainly did not reach the service (or 429).
+
+        ``retry_rate_limit=False``: a 429 raises :class:`RateLimitError` at once (its
+        ``retry_after`` set), for a caller that paces its own submits.
+        """
         token, base = self._credentials.resolve()
         url = base + IMAGES_PATH
         body = json.dumps(payload).encode()
@@ -129,6 +134,8 @@ class ServiceCalls:
             err = self._refusal(resp, base, lookup=False)
             wait = self.policy.next_wait("submit", failure, attempt,
                                          retry_after=_rate_limit_wait(err))
+            if failure == "rate_limited" and not retry_rate_limit:
+                raise err
             if wait is not None:
                 logger.warning("Rate limited (429) on submit; retrying in %.2f s "
                                "(retry %d of %d).", wait, attempt + 1, self.policy.max_retries)
