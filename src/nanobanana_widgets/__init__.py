@@ -6,6 +6,7 @@ The table of contents::
     generate, edit, submit, task, tasks, wait_all   plain functions on a default client
     show                                            render results and images as a grid
     compare, grid, open_grid                        A/B comparisons and prompt grids
+    batch, Job                                      batch jobs: thousands of rows, resumable
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
         use_emulator,
     )
     from nanobanana_widgets.store import History
+    from nanobanana_widgets.widgets.batch import Job, batch
     from nanobanana_widgets.widgets.compare import Comparison, compare
     from nanobanana_widgets.widgets.grid import Grid, grid, open_grid
     from nanobanana_widgets.widgets.panel import PromptPanel
@@ -108,6 +110,8 @@ _LAZY: dict[str, str] = {
     "Result": "service.types",
     "TaskRecord": "service.types",
     "load_ipython_extension": "magics",
+    "batch": "widgets.batch",
+    "Job": "widgets.batch",
 }
 
 
@@ -171,4 +175,5 @@ __all__ = [  # noqa: RUF022 - grouped like the table of contents above
     "MissingTokenError", "NoBalanceError", "NotFoundError", "PossiblyBilledError",
     "RateLimitError", "RequestTooLargeError", "ServerError", "TaskFailedError",
     "WaitTimeoutError",
+    "batch", "Job",
 ]
