@@ -4,10 +4,10 @@ The service publishes no limits; it answers a submit over its limit with 429 and
 ``Retry-After``, and bills nothing for it. :class:`Pacer` spaces submits at ``rate`` per second
 and adapts that rate the way TCP adapts its window:
 
-- **start small, grow while submits succeed**: from ``start_rate``, each accepted submit adds
-  ``slow_start_gain`` (the rate doubles about every ``0.7 / gain`` seconds) until the first
-  429; after that each one adds ``increase / rate`` (the rate grows by ``increase`` per
-  second): additive increase.
+- **start small, grow while submits succeed**: from ``start_rate`` the rate doubles every
+  ``doubling`` seconds of accepted submits until the first 429 (slow start); after that it
+  grows by ``increase`` × the rate it had before its last decrease, per second: additive
+  increase, scaled to the limit it found (10 % of 20/s is 2/s per second).
 - **back off multiplicatively on a 429**: the rate is multiplied by ``decrease``, once per
   congestion event (429s answering submits sent before the last decrease do not count
   again), and no submit goes out before ``Retry-After`` has passed.
@@ -36,10 +36,10 @@ class AimdSettings:
     """The pacing constants (submits per second, and their changes)."""
 
     start_rate: float = 2.0
-    min_rate: float = 0.1
+    min_rate: float = 0.05
     max_rate: float = 500.0
-    slow_start_gain: float = 1.0
-    increase: float = 2.0
+    doubling: float = 0.3
+    increase: float = 0.1
     decrease: float = 0.75
     catch_up: float = 0.1
     """Seconds of late slots that may still be used (no burst after an idle spell)."""
@@ -63,6 +63,8 @@ class Pacer:
         self._next = clock()
         self._held_until = 0.0
         self._last_decrease = float("-inf")
+        self._grown_at: float | None = None
+        self._ceiling = self.rate
         self.accepted_count = 0
         self.rate_limited_count = 0
         self.decreases = 0
@@ -106,14 +108,17 @@ class Pacer:
     # --- answers ------------------------------------------------------------------------
 
     def accepted(self, sent_at: float | None = None) -> None:
-        """A submit was accepted: grow the rate."""
+        """A submit was accepted: grow the rate (by the time since the last growth)."""
         s = self.settings
         with self._cond:
+            now = self._clock()
             self.accepted_count += 1
+            dt = 0.0 if self._grown_at is None else min(1.0, max(0.0, now - self._grown_at))
+            self._grown_at = now
             if self.slow_start:
-                self.rate = min(s.max_rate, self.rate + s.slow_start_gain)
+                self.rate = min(s.max_rate, self.rate * 2.0 ** (dt / s.doubling))
             else:
-                self.rate = min(s.max_rate, self.rate + s.increase / self.rate)
+                self.rate = min(s.max_rate, self.rate + s.increase * self._ceiling * dt)
 
     def rate_limited(self, sent_at: float, retry_after: float | None) -> None:
         """A submit sent at ``sent_at`` (clock time) got 429: hold, and back off once per
@@ -125,6 +130,7 @@ class Pacer:
             hold = DEFAULT_RETRY_AFTER if retry_after is None else max(0.0, retry_after)
             self._held_until = max(self._held_until, now + hold)
             if sent_at >= self._last_decrease:
+                self._ceiling = self.rate
                 self.rate = max(s.min_rate, self.rate * s.decrease)
                 self.slow_start = False
                 self._last_decrease = now
