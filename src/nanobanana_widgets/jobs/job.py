@@ -249,6 +249,8 @@ class BatchJob:
         self._observers.append(callback)
 
     def _notify(self) -> None:
+        if self.runner.paused and self.state == "running":  # it paused itself (see reason)
+            self._set_state("paused")
         for callback in list(self._observers):
             try:
                 callback()

@@ -183,7 +183,7 @@ class JobRunner:
             self.reason = reason
             self._cond.notify_all()
         self.pacer.wake()
-        self._update_stopped()
+        self._changed()
 
     def resume(self) -> None:
         """Send the queued rows again (after :meth:`pause`)."""
@@ -545,11 +545,11 @@ class JobRunner:
                         err.trace_id)
 
     def _changed(self) -> None:
-        self._update_stopped()
         try:
             self._on_change()
         except Exception:
             _log.exception("batch job %s: a progress callback failed", self.name)
+        self._update_stopped()
 
     def _update_stopped(self) -> None:
         with self._cond:
