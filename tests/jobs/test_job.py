@@ -75,7 +75,7 @@ def test_pause_stops_sending_and_resume_goes_on(emulator: Emulator, client: Clie
                                                 job_history: History) -> None:
     emulator.set_latency(float("inf"))
     job = BatchJob.create(PROMPTS[:20], history=job_history, client=client, concurrency=5)
-    wait_until(lambda: job.summary.running == 5, "five rows in flight")
+    wait_until(lambda: emulator.accepted == 5, "five rows in flight (the cap)")
     job.pause()
     assert job.state == "paused"
     sent = emulator.accepted
@@ -94,7 +94,7 @@ def test_cancel_sends_nothing_more_and_keeps_task_ids(emulator: Emulator, client
                                                       job_history: History) -> None:
     emulator.set_latency(float("inf"))
     job = BatchJob.create(PROMPTS[:10], history=job_history, client=client, concurrency=3)
-    wait_until(lambda: job.summary.running == 3, "three rows in flight")
+    wait_until(lambda: emulator.accepted == 3, "three rows in flight (the cap)")
     job.cancel()
     summary = job.wait(10)
     assert summary.state == "cancelled"

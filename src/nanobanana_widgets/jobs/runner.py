@@ -5,11 +5,8 @@ Two threads per run. The **dispatcher** takes queued rows in order, waits for a 
 adaptive :class:`~nanobanana_widgets.jobs.aimd.Pacer`, writes the row ``sending`` and hands it
 to a small submit pool; an accepted submit is written ``submitted`` with its task id at once.
 A 429 (never billed) puts the row back at the head of the queue and slows the pacer; it is
-the only submit failure sent again. A submit that may have reached the service (a 5xx, a
-timeout after sending, an unreadable answer) is never resent: its row becomes ``uncertain``,
-or ``submitted`` when its task id could be read. An account problem (token, balance) or a
-service that cannot be reached pauses the job, with the row back in the queue (nothing was
-sent). The **waiter** waits for every task in flight through the client's one batched poller
+the only submit failure sent again (see :mod:`.sending` for what each answer means). The
+**waiter** waits for every task in flight through the client's one batched poller
 and writes each row's end.
 
 After a crash, :meth:`JobRunner.reconcile` makes the rows whole again before anything is sent:
@@ -32,23 +29,17 @@ from typing import TYPE_CHECKING, Any
 
 from nanobanana_widgets.jobs.aimd import Pacer
 from nanobanana_widgets.jobs.rows import RowSpec
+from nanobanana_widgets.jobs.sending import request_of, send
 from nanobanana_widgets.jobs.summary import JobSummary, RowError
 from nanobanana_widgets.service.errors import (
-    APIConnectionError,
-    AuthenticationError,
     CancelledError,
-    MissingTokenError,
     NanoBananaError,
-    NoBalanceError,
     PossiblyBilledError,
-    RateLimitError,
-    ServerError,
     TaskFailedError,
     WaitTimeoutError,
     describe_error,
 )
-from nanobanana_widgets.service.text import data_uri
-from nanobanana_widgets.service.types import ImageRequest, Result
+from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.store.records import ErrorInfo, error_info, request_fingerprint
 
 if TYPE_CHECKING:
@@ -336,18 +327,6 @@ class JobRunner:
             self.pause(f"The service refused every submit with 429 for {_STALL_AFTER:.0f} s; "
                        "paused. job.resume() tries again.")
 
-    def _request(self, spec: RowSpec) -> ImageRequest:
-        urls = []
-        for ref in spec.images:
-            if "url" in ref:
-                urls.append(ref["url"])
-            else:
-                path = self._book.image_path(ref["path"])
-                urls.append(data_uri(path.read_bytes(), ref.get("mime") or "image/png"))
-        return ImageRequest(action=spec.action, prompt=spec.prompt, model=spec.model,
-                            count=spec.count, aspect_ratio=spec.aspect_ratio,
-                            resolution=spec.resolution, image_urls=tuple(urls))
-
     def _send(self, client: Client, row: RowStatus) -> None:
         try:
             self._send_one(client, row)
@@ -364,43 +343,27 @@ class JobRunner:
 
     def _send_one(self, client: Client, row: RowStatus) -> None:
         try:
-            request = self._request(row.spec)
+            request = request_of(row.spec, self._book.image_path)
         except Exception as exc:
             self._finish(row, "failed", exc if isinstance(exc, NanoBananaError) else
                          NanoBananaError(f"Could not read the row's input image: "
                                          f"{describe_error(exc)}"))
             return
-        sent_at = time.monotonic()
-        try:
-            task = client.send(request, retry_rate_limit=False)
-        except RateLimitError as exc:
-            self.pacer.rate_limited(sent_at, exc.retry_after)
+        sent = send(client, request)
+        if sent.verdict == "rate_limited":
+            self.pacer.rate_limited(sent.sent_at, sent.retry_after)
             self._put_back(row, front=True)
-            return
-        except (AuthenticationError, NoBalanceError, MissingTokenError) as exc:
+        elif sent.verdict == "pause":
             self._put_back(row, front=True)
-            self.pause(f"Paused: {describe_error(exc)} Nothing was sent for the queued rows; "
-                       "fix it, then job.resume().")
-            return
-        except APIConnectionError as exc:
-            self._put_back(row, front=True)
-            self.pause(f"Paused: {describe_error(exc)} job.resume() tries again.")
-            return
-        except PossiblyBilledError as exc:
-            if exc.task_id:
-                self._accepted(row, exc.task_id, exc.trace_id, None)
-            else:
-                self._finish(row, "uncertain", exc)
-            return
-        except ServerError as exc:
-            self._finish(row, "uncertain", exc)
-            return
-        except NanoBananaError as exc:  # refused (4xx): nothing was billed
-            self._finish(row, "failed", exc)
-            return
-        self.pacer.accepted(sent_at)
-        self._last_accept = time.monotonic()
-        self._accepted(row, task.id, task.trace_id, task)
+            self.pause(sent.error.message if sent.error else "Paused.")
+        elif sent.verdict in ("uncertain", "failed"):
+            self._finish(row, sent.verdict, sent.error)
+        else:
+            if sent.task is not None:
+                self.pacer.accepted(sent.sent_at)
+                self._last_accept = time.monotonic()
+            assert sent.task_id is not None
+            self._accepted(row, sent.task_id, sent.trace_id, sent.task)
 
     def _accepted(self, row: RowStatus, task_id: str, trace_id: str | None,
                   task: Task | None) -> None:

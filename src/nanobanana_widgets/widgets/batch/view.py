@@ -73,7 +73,7 @@ class BatchView(w.VBox):  # type: ignore[misc]
                                               "may still run and be billed)",
                                       layout=w.Layout(width="auto"))
         self.buttons = w.HBox([self.pause_button, self.resume_button, self.cancel_button],
-                              layout=w.Layout(gap="6px", flex_flow="row wrap"))
+                              layout=w.Layout(flex_flow="row wrap"))
         self.errors = w.HTML()
         self.status_line = w.HTML()
         for button, action in ((self.pause_button, job.pause),
