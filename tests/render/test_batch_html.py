@@ -22,7 +22,8 @@ def test_progress_reads_like_tqdm() -> None:
     html = progress_html(summary())
     for text in ("487 / 1,000", "(49%)", "✓ 480 succeeded", "✗ 7 failed (1 may have been billed)",
                  "⟳ 83 running", "430 queued", "19.6 rows/s", "ETA 26 s", "elapsed 25 s",
-                 "paid so far 480 of 1,000", "pace 20.3 submits/s", "12 rate-limited"):
+                 "paid so far 480 of 1,000",
+                 "12 rate-limited (429, not billed), pacing 20.3 submits/s"):
         assert text in html, text
     assert 'aria-valuenow="487"' in html and "width:48.000%" in html
     assert "ETA" not in progress_html(summary(state="paused"))

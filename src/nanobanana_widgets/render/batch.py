@@ -104,10 +104,9 @@ def progress_html(s: Any) -> str:
         texts.append(f"ETA {duration(s.eta)}")
     texts.append(f"elapsed {duration(s.elapsed)}")
     texts.append(f"paid so far {int(s.paid_so_far):,} of {int(s.paid):,}")
-    if s.pace:
-        texts.append(f"pace {s.pace:.1f} submits/s (adaptive)")
     if s.rate_limited:
-        texts.append(f"{int(s.rate_limited):,} rate-limited (429, not billed)")
+        pace = f", pacing {s.pace:.1f} submits/s" if s.pace else ""
+        texts.append(f"{int(s.rate_limited):,} rate-limited (429, not billed){pace}")
     counts = f"<span><b>{done:,} / {int(s.total):,}</b> ({pct:.0f}%)</span>" + "".join(
         f"<span>{esc(t)}</span>" for t in texts)
     return _bar(s) + f'<div class="nbw-batch-counts">{counts}</div>'

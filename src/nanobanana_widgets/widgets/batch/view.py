@@ -57,18 +57,18 @@ class BatchView(w.VBox):  # type: ignore[misc]
         self.plan_line = w.HTML(plan_html(job.total, job.paid, _models(job)))
         self.budget_line = w.HTML()
         self.confirm_button = w.Button(description=f"Run {job.paid:,} paid generations",
-                                       button_style="warning", icon="play",
+                                       button_style="warning",
                                        layout=w.Layout(width="auto"))
         self.budget_row = w.VBox([self.budget_line, self.confirm_button],
                                  layout=w.Layout(display="none"))
         self.progress = w.HTML()
         self.notice = w.HTML()
-        self.pause_button = w.Button(description="Pause", icon="pause",
+        self.pause_button = w.Button(description="Pause",
                                      tooltip="Send nothing more; rows sent are still waited for",
                                      layout=w.Layout(width="auto"))
-        self.resume_button = w.Button(description="Resume", icon="play",
+        self.resume_button = w.Button(description="Resume",
                                       tooltip="Send the rows left", layout=w.Layout(width="auto"))
-        self.cancel_button = w.Button(description="Cancel", icon="stop", button_style="danger",
+        self.cancel_button = w.Button(description="Cancel", button_style="danger",
                                       tooltip="Send nothing more and stop waiting (tasks sent "
                                               "may still run and be billed)",
                                       layout=w.Layout(width="auto"))
