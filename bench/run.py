@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(HERE.parent))
 
-from bench import local, network, notebooks  # noqa: E402
+from bench import batch, local, network, notebooks  # noqa: E402
 from bench.common import Figure, Sizes  # noqa: E402
 
 DEFAULT_OUTPUT = HERE / "RESULTS.md"
-FIGURES = tuple(range(1, 10))
+FIGURES = (*range(1, 10), 12, 13)
 
 TITLES = {
     1: "16-cell grid at L = 5 s: wall time / L",
@@ -42,6 +42,8 @@ TITLES = {
     7: "history of 10,000 records: open, filter, render its HTML view",
     8: "client overhead per call against a bare requests.post (latency 0)",
     9: "import nanobanana_widgets against import ipywidgets",
+    12: "1,000 generations at a 20 submits/s limit: throughput / limit, lost, twice, 429s",
+    13: "the 1,000-row job SIGKILLed half way and reopened: resubmits, extra wall time",
 }
 SHORTFALLS: dict[int, str] = {
     # Filled in when a figure misses its target and the cause is known: what would fix it.
@@ -124,6 +126,18 @@ def measure(wanted: Sequence[int], sizes: Sizes, workdir: Path,
     attempt((7,), lambda: local.history_view(sizes, workdir))
     attempt((8,), lambda: network.overhead(sizes))
     attempt((9,), lambda: local.import_time(sizes))
+
+    def batches() -> tuple[Figure, ...]:
+        got: list[Figure] = []
+        uninterrupted = None
+        if 12 in wanted:
+            fig12, uninterrupted = batch.batch_at_the_limit(sizes, workdir)
+            got.append(fig12)
+        if 13 in wanted:
+            got.append(batch.killed_and_reopened(sizes, workdir, uninterrupted))
+        return tuple(got)
+
+    attempt((12, 13), batches)
     return [figures[n] for n in sorted(figures) if n in wanted]
 
 
@@ -187,7 +201,8 @@ def parse_only(text: str | None) -> list[int]:
     wanted = sorted({int(part) for part in text.split(",") if part.strip()})
     bad = [n for n in wanted if n not in FIGURES]
     if bad:
-        raise SystemExit(f"--only: no figure {bad[0]}; figures are 1 to 9")
+        raise SystemExit(f"--only: no figure {bad[0]}; figures are "
+                         f"{', '.join(map(str, FIGURES))}")
     return wanted
 
 
