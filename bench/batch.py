@@ -253,6 +253,7 @@ def killed_and_reopened(sizes: Sizes, workdir: Path, uninterrupted: dict[str, fl
         report = _report(second, timeout=600 + n)
         counts, _times = _accepts(emu)
         twice = sum(1 for c in counts.values() if c > 1)
+        uncertain_paid = sum(1 for p in report["uncertain_prompts"] if counts.get(p))
         resubmits = emu.accepted - len(counts)
         total_wall = report["finished"] - started
     finally:
@@ -262,7 +263,8 @@ def killed_and_reopened(sizes: Sizes, workdir: Path, uninterrupted: dict[str, fl
     lost = n - report["succeeded"] - report["uncertain"]
     met = twice == 0 and resubmits == 0 and lost == 0
     value = (f"{resubmits} resubmits, {twice} rows paid twice, {lost} lost, "
-             f"{report['uncertain']} uncertain; extra wall time {extra} "
+             f"{report['uncertain']} uncertain ({uncertain_paid} of them accepted by the "
+             f"service); extra wall time {extra} "
              f"({total_wall:.1f} s in all, killed at {accepted_at_kill:,} of {n:,} accepted)")
     baseline = (f"rerunning a plain loop after the kill would submit the {accepted_at_kill:,} "
                 "rows accepted before it again (paid twice); the vendor's clients cannot "
@@ -277,10 +279,12 @@ def killed_and_reopened(sizes: Sizes, workdir: Path, uninterrupted: dict[str, fl
         "the distinct prompts it accepted). Extra wall time: start to finish across both "
         "processes (the restart included, not the time a person takes to notice) against "
         "figure 12's uninterrupted run.",
-        "Uncertain: a row the kill caught between the service accepting its submit and the "
-        "history recording the task id (a window of about a millisecond per submit; the "
-        "protocol has no idempotency key to look such a task up). It is not sent again and "
-        "the job says so; `retry_failed(possibly_billed=True)` would send it.",
+        "Uncertain: a row the kill caught after it was marked as being sent and before the "
+        "history recorded its task id (the request on its way, or the answer not read yet; "
+        "the protocol has no idempotency key to look such a task up). It is not sent again "
+        "and the job says so; `retry_failed(possibly_billed=True)` would send it. Those the "
+        "service did accept are paid for with their result out of the job's reach; the "
+        "others were never billed.",
     ]
     return Figure(13, f"the {n:,}-row job SIGKILLed half way and reopened: resubmits, extra "
                   "wall time", value, "0 resubmits", baseline, met, notes=notes,

@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
         "accepted": summary.accepted, "succeeded": summary.succeeded,
         "uncertain": summary.uncertain, "peak_rss_mb": peak_rss_mb(), "idle_rss_mb": idle_mb,
         "submits": max(r["submits"] for r in history.jobs.rows(name)),
+        "uncertain_prompts": [r.spec.prompt for r in job.runner.rows if r.state == "uncertain"],
     }), flush=True)
     history.close()
     client.close()

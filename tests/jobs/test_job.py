@@ -135,6 +135,9 @@ def test_above_max_calls_nothing_is_sent_until_confirmed(emulator: Emulator, cli
     with pytest.raises(NanoBananaError, match="confirm"):
         job.resume()
     assert emulator.submissions == 0
+    job.cancel()
+    job.resume()  # a cancel and a resume are no confirmation
+    assert job.state == "awaiting confirmation" and emulator.submissions == 0
     summary = job.confirm().wait(30)
     assert summary.paid_so_far == 8 and emulator.accepted == 4
 

@@ -307,6 +307,12 @@ class BatchJob:
                                   code="not_confirmed")
         if self.state == "cancelled":
             self.runner.uncancel()
+            never_sent = not any(r.task_id or r.state not in ("queued", "cancelled")
+                                 for r in self.runner.rows)
+            if never_sent and self.max_calls is not None and self.paid > self.max_calls:
+                self._set_state("awaiting confirmation")  # a cancel is no confirmation
+                self._notify()
+                return
         if self.state in ("paused", "cancelled"):
             self.runner.resume()
             if self.runner.running and not self.runner.cancelled and self.state == "paused":

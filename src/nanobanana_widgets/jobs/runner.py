@@ -297,13 +297,6 @@ class JobRunner:
                     row = self.rows[pos]
                     row.state, row.sent_at = "sending", time.time()
                     self._sending += 1
-                try:
-                    self._book.update_row(self.name, pos, state="sending", sent_at=row.sent_at)
-                except Exception as exc:  # the history cannot be written: do not send
-                    self._put_back(row)
-                    self.pause(f"The history could not be written ({describe_error(exc)}); "
-                               "nothing more is sent.")
-                    continue
                 pool.submit(self._send, client, row)
                 self._stall_check()
         except Exception as exc:
@@ -348,6 +341,15 @@ class JobRunner:
             self._finish(row, "failed", exc if isinstance(exc, NanoBananaError) else
                          NanoBananaError(f"Could not read the row's input image: "
                                          f"{describe_error(exc)}"))
+            return
+        row.sent_at = time.time()
+        try:  # written last thing before the request goes: a crash before it leaves "queued"
+            self._book.update_row(self.name, row.spec.position, state="sending",
+                                  sent_at=row.sent_at)
+        except Exception as exc:  # the history cannot be written: do not send
+            self._put_back(row, front=True)
+            self.pause(f"The history could not be written ({describe_error(exc)}); nothing "
+                       "more is sent.")
             return
         sent = send(client, request)
         if sent.verdict == "rate_limited":
