@@ -66,6 +66,15 @@ def test_progress_view_pause_resume_and_errors(
             "button", name="Pause").is_visible()
         nb.assert_widgets_rendered()
         screenshot(view, f"batch-done-{frontend}")
+        if frontend == "lab":
+            # The saved notebook's static HTML is the job's end, not its start (nbconvert,
+            # GitHub and a closed kernel show that), with the hostile prompt escaped.
+            saved = nb.save()
+            html = "".join(
+                "".join(out.get("data", {}).get("text/html", ""))
+                for cell in saved["cells"] for out in cell.get("outputs", []))
+            assert "nbw-batch" in html and "12 / 12" in html and ">done<" in html
+            assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     finally:
         browser_emulator.clear_faults()
         browser_emulator.set_latency(0.2)
