@@ -87,6 +87,17 @@ def error_of_row(row: dict[str, Any]) -> NanoBananaError | None:
     return info.to_exception(row.get("task_id"))
 
 
+def _outcome_of(task: Task) -> Result | NanoBananaError:
+    try:
+        return task.result()
+    except NanoBananaError as exc:
+        return exc
+
+
+def _row_error(row: RowStatus, err: NanoBananaError) -> RowError:
+    return RowError(row.number, row.spec.prompt, type(err).__name__, err.message, err.trace_id)
+
+
 class JobRunner:
     """Runs the rows of job ``name`` (their statuses from the history's ``job_rows``).
 
@@ -132,7 +143,7 @@ class JobRunner:
         self.stopped.set()
         for r in self.rows:
             if r.state in ("failed", "uncertain") and r.error is not None:
-                self._errors.append(self._row_error(r, r.error))
+                self._errors.append(_row_error(r, r.error))
 
     # --- starting and stopping -----------------------------------------------------------
 
@@ -379,7 +390,7 @@ class JobRunner:
                 self._cond.notify_all()
                 task = None
         if task is not None:  # answered at once (the history's replay mode)
-            self._settle(row, self._outcome_of(task))
+            self._settle(row, _outcome_of(task))
         self._changed()
 
     def _put_back(self, row: RowStatus, *, front: bool = False) -> None:
@@ -463,13 +474,6 @@ class JobRunner:
                     self.reason = f"Looking tasks up failed: {describe_error(outcome)}"
                 time.sleep(_WAIT_TICK)
 
-    @staticmethod
-    def _outcome_of(task: Task) -> Result | NanoBananaError:
-        try:
-            return task.result()
-        except NanoBananaError as exc:
-            return exc
-
     def _settle(self, row: RowStatus, outcome: Result | NanoBananaError) -> None:
         with self._cond:
             self._inflight.pop(row.spec.position, None)
@@ -499,15 +503,10 @@ class JobRunner:
             row.state, row.images, row.error = state, images, err
             self._finishes.append(time.monotonic())
             if err is not None:
-                self._errors.append(self._row_error(row, err))
+                self._errors.append(_row_error(row, err))
             self._cond.notify_all()
         if notify:
             self._changed()
-
-    @staticmethod
-    def _row_error(row: RowStatus, err: NanoBananaError) -> RowError:
-        return RowError(row.number, row.spec.prompt, type(err).__name__, err.message,
-                        err.trace_id)
 
     def _changed(self) -> None:
         try:
