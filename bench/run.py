@@ -27,11 +27,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(HERE.parent))
 
-from bench import hostile, local, network, notebooks  # noqa: E402
+from bench import batch, hostile, local, network, notebooks  # noqa: E402
 from bench.common import Figure, Sizes  # noqa: E402
 
 DEFAULT_OUTPUT = HERE / "RESULTS.md"
-FIGURES = tuple(range(1, 12))
+FIGURES = tuple(range(1, 14))
 
 TITLES = {
     1: "16-cell grid at L = 5 s: wall time / L",
@@ -46,6 +46,8 @@ TITLES = {
     10: "peak memory added by a hostile 200 MB JSON answer (refused, typed error)",
     11: "every API call against a server sending one byte per second: worst overshoot of "
         "its deadline",
+    12: "1,000 generations at a 20 submits/s limit: throughput / limit, lost, twice, 429s",
+    13: "the 1,000-row job SIGKILLed half way and reopened: resubmits, extra wall time",
 }
 SHORTFALLS: dict[int, str] = {
     # Filled in when a figure misses its target and the cause is known: what would fix it.
@@ -144,6 +146,18 @@ def measure(wanted: Sequence[int], sizes: Sizes, workdir: Path,
     attempt((9,), lambda: local.import_time(sizes))
     attempt((10,), lambda: hostile.hostile_memory(sizes))
     attempt((11,), lambda: hostile.deadlines(sizes))
+
+    def batches() -> tuple[Figure, ...]:
+        got: list[Figure] = []
+        uninterrupted = None
+        if 12 in wanted:
+            fig12, uninterrupted = batch.batch_at_the_limit(sizes, workdir)
+            got.append(fig12)
+        if 13 in wanted:
+            got.append(batch.killed_and_reopened(sizes, workdir, uninterrupted))
+        return tuple(got)
+
+    attempt((12, 13), batches)
     return [figures[n] for n in sorted(figures) if n in wanted]
 
 
@@ -207,7 +221,8 @@ def parse_only(text: str | None) -> list[int]:
     wanted = sorted({int(part) for part in text.split(",") if part.strip()})
     bad = [n for n in wanted if n not in FIGURES]
     if bad:
-        raise SystemExit(f"--only: no figure {bad[0]}; figures are 1 to {FIGURES[-1]}")
+        raise SystemExit(f"--only: no figure {bad[0]}; figures are "
+                         f"{', '.join(map(str, FIGURES))}")
     return wanted
 
 

@@ -7,6 +7,7 @@ The table of contents::
     show                                            render results and images as a grid
     compare, grid, open_grid                        A/B comparisons and prompt grids
     tournament, ab_test                             blind rankings and A/B verdicts
+    batch, Job                                      batch jobs: thousands of rows, resumable
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
         use_emulator,
     )
     from nanobanana_widgets.store import History
+    from nanobanana_widgets.widgets.batch import Job, batch
     from nanobanana_widgets.widgets.compare import Comparison, compare
     from nanobanana_widgets.widgets.grid import Grid, grid, open_grid
     from nanobanana_widgets.widgets.panel import PromptPanel
@@ -114,6 +116,8 @@ _LAZY: dict[str, str] = {
     "Tournament": "widgets.tournament",
     "ab_test": "widgets.tournament",
     "ABTest": "widgets.tournament",
+    "batch": "widgets.batch",
+    "Job": "widgets.batch",
 }
 
 
@@ -178,4 +182,5 @@ __all__ = [  # noqa: RUF022 - grouped like the table of contents above
     "MissingTokenError", "NoBalanceError", "NotFoundError", "PossiblyBilledError",
     "RateLimitError", "RequestTooLargeError", "ServerError", "TaskFailedError",
     "WaitTimeoutError",
+    "batch", "Job",
 ]

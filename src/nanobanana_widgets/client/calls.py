@@ -110,10 +110,13 @@ class ServiceCalls:
     # -- submit ----------------------------------------------------------------------------
 
     def submit(self, payload: Mapping[str, Any], *, read_timeout: float,
-               deadline: float | None = None) -> dict[str, Any]:
+               deadline: float | None = None, retry_rate_limit: bool = True
+               ) -> dict[str, Any]:
         """POST a submit; retry only what certainly did not reach the service (or 429).
 
         ``deadline``: seconds the whole call may take (default :attr:`call_deadline`).
+        ``retry_rate_limit=False``: a 429 raises :class:`RateLimitError` at once (its
+        ``retry_after`` set), for a caller that paces its own submits.
         """
         token, base = self._credentials.resolve()
         url = base + IMAGES_PATH
@@ -145,6 +148,8 @@ class ServiceCalls:
             wait = self.policy.next_wait("submit", failure, attempt,
                                          retry_after=_rate_limit_wait(err),
                                          time_left=ends - time.monotonic())
+            if failure == "rate_limited" and not retry_rate_limit:
+                raise err
             if wait is not None:
                 logger.warning("Rate limited (429) on submit; retrying in %.2f s "
                                "(retry %d of %d).", wait, attempt + 1, self.policy.max_retries)

@@ -202,6 +202,23 @@ class Client:
         )
         return self._send(request, read_timeout=self.timeout)
 
+    def send(self, request: ImageRequest, *, retry_rate_limit: bool = True) -> Task:
+        """Submit a request built beforehand (its image URLs already normalised) and return
+        its :class:`Task` at once; it is validated first, as :meth:`submit` does.
+
+        ``retry_rate_limit=False`` raises :class:`RateLimitError` on the first 429 (nothing
+        was billed; ``retry_after`` says when to try again) instead of retrying it here, for
+        a caller that paces its own submits (the batch jobs of ``nb.batch``).
+        """
+        validate_request(
+            action=request.action, prompt=request.prompt, model=request.model,
+            count=request.count, aspect_ratio=request.aspect_ratio,
+            resolution=request.resolution,
+            image_urls=list(request.image_urls) if request.image_urls else None,
+            callback_url=request.callback_url,
+        )
+        return self._send(request, read_timeout=self.timeout, retry_rate_limit=retry_rate_limit)
+
     def generate(self, prompt: str, *, model: str = DEFAULT_MODEL, count: int = 1,
                  aspect_ratio: str | None = None, resolution: str | None = None,
                  callback_url: str | None = None, timeout: float | None = None,
@@ -246,7 +263,7 @@ class Client:
         return task.wait(timeout, on_progress)
 
     def _send(self, request: ImageRequest, *, read_timeout: float,
-              deadline: float | None = None) -> Task:
+              deadline: float | None = None, retry_rate_limit: bool = True) -> Task:
         """Replay or send one validated request; returns its task (settled in sync mode)."""
         replayed = self._listeners.replay(request)
         if replayed is not None:
@@ -259,7 +276,8 @@ class Client:
         submitted_at = time.time()
         try:
             body = self._calls.submit(request.to_payload(), read_timeout=read_timeout,
-                                      deadline=deadline)
+                                      deadline=deadline,
+                                      retry_rate_limit=retry_rate_limit)
         except NanoBananaError as exc:
             # A PossiblyBilledError carries the task id when one could be found, so a
             # history records the request (it may have been billed) under it.

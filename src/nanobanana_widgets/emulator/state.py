@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from nanobanana_widgets.emulator.ratelimit import RateLimiter
+
 __all__ = [
     "DEFAULT_FAULT_KINDS",
     "ENDPOINTS",
@@ -230,6 +232,10 @@ class EmulatorState:
         self.downloads = 0
         self.billed_images = 0
         self.callbacks = 0
+        self.accepted = 0
+        """Tasks made (submits accepted) since the counters were last reset."""
+        self.limiter = RateLimiter()
+        """The account's limits (none unless the emulator is given some)."""
         self._latency = parse_latency(latency)
         self._latency_rng = random.Random(f"latency-{seed}")
         self._fault_rng = random.Random(f"faults-{seed}")
@@ -290,8 +296,9 @@ class EmulatorState:
         with self.lock:
             self.settle(time.time())
             self.submissions = self.lookups = self.downloads = 0
-            self.billed_images = self.callbacks = 0
+            self.billed_images = self.callbacks = self.accepted = 0
             self.requests_log.clear()
+            self.limiter.reset_counters()
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -322,6 +329,7 @@ class EmulatorState:
             )
             self.tasks[task.id] = task
             self.pending[task.id] = task
+            self.accepted += 1
             self.settle(now)
         return task
 
@@ -373,6 +381,14 @@ class EmulatorState:
             if task is None or not task.finished(now) or index >= task.succeeded_images:
                 return None
             return task
+
+    def next_finish_in(self) -> float | None:
+        """Seconds until the first pending task finishes (``None``: none is pending)."""
+        now = time.time()
+        with self.lock:
+            self.settle(now)
+            ends = [t.finish_at for t in self.pending.values() if math.isfinite(t.finish_at)]
+            return max(0.0, min(ends) - now) if ends else None
 
     def finish_all(self) -> list[Task]:
         """Make every pending task finish now; returns them."""

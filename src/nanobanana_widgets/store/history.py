@@ -70,6 +70,7 @@ from nanobanana_widgets.service.errors import (
 )
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import recovery
+from nanobanana_widgets.store.jobs import JobBook
 from nanobanana_widgets.store.problems import HistoryProblem, ProblemCallback, Problems
 from nanobanana_widgets.store.recorder import Recorder
 from nanobanana_widgets.store.records import (
@@ -77,6 +78,7 @@ from nanobanana_widgets.store.records import (
     Pick,
     Record,
     RecordStatus,
+    ResultImage,
     error_info,
     request_fingerprint,
 )
@@ -462,3 +464,20 @@ class History(Voting, HistoryView):
         looked_up = resume_tasks(self._store, self._recorder, self._problems,
                                  self._client_for(client), wait=wait, timeout=timeout)
         return self._derive(Selection(ids=tuple(looked_up), deleted=None))
+
+    # --- batch jobs -----------------------------------------------------------------
+
+    @property
+    def jobs(self) -> JobBook:
+        """The batch jobs recorded here (``nb.batch``): each job, its rows and their states."""
+        return JobBook(self._store)
+
+    def image_bytes(self, record: Record, image: ResultImage) -> bytes | None:
+        """The bytes of one result image of ``record``: its local copy, else downloaded now
+        (and kept); ``None`` when it cannot be had."""
+        return self._recorder.local_bytes(record, image)
+
+    def download_missing(self) -> None:
+        """Download, in the background, every result image of a succeeded record that has
+        no local copy yet (:meth:`flush` waits for them); nothing is looked up."""
+        self._recorder.download_missing()

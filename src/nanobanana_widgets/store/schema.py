@@ -181,8 +181,52 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+# Version 4: batch jobs and their rows (queried by store/jobs.py).
+_V4_JOBS = """
+CREATE TABLE jobs (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    paid INTEGER NOT NULL,
+    owner TEXT,
+    heartbeat_at REAL
+);
+CREATE TABLE job_rows (
+    job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    trace_id TEXT,
+    submits INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    finished_at REAL,
+    images INTEGER NOT NULL DEFAULT 0,
+    error_class TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    error_trace_id TEXT,
+    PRIMARY KEY (job, position)
+);
+CREATE INDEX job_rows_task ON job_rows(task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX job_rows_state ON job_rows(job, state);
+"""
+
+
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    for statement in _V4_JOBS.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
-    _migrate_to_1, _migrate_to_2, _migrate_to_3)
+    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4)
 """``MIGRATIONS[n]`` takes a database at ``user_version`` n to n + 1 (inside a transaction)."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
