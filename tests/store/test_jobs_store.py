@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from nanobanana_widgets.service.errors import HistoryWriteError
 from nanobanana_widgets.store import History
 from nanobanana_widgets.store.jobs import new_owner
 from nanobanana_widgets.store.schema import MIGRATIONS
@@ -61,7 +62,7 @@ def test_rows_and_states(tmp_path: Path) -> None:
             book.update_row("j", 0, state="lost")
         with pytest.raises(KeyError):
             book.update_row("j", 0, prompt="x")
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(HistoryWriteError, match="UNIQUE"):  # the store's typed error
             book.create("j", fingerprint="fp", spec={}, paid=0, state="running", rows=[])
     finally:
         h.close()

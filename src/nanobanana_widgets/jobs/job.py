@@ -213,6 +213,8 @@ class BatchJob:
         return self._client
 
     def _start(self) -> None:
+        # The previous run's ending sets the job's state: let it happen before this run's.
+        self.runner.end_previous()
         other = self.history.jobs.claim(self.name, self._owner)
         if other is not None:
             raise NanoBananaError(

@@ -152,16 +152,31 @@ class JobRunner:
         """Whether the runner's threads are working (or waiting while paused)."""
         return any(t.is_alive() for t in self._threads)
 
-    def start(self) -> None:
-        """Run the queued and submitted rows in background threads; returns at once."""
+    def _still_running(self) -> bool:
+        """Whether the current run goes on (its threads alive, not ending)."""
         with self._cond:
             alive = [t.is_alive() for t in self._threads]
-            if alive and all(alive) and not self._dispatch_done.is_set() and not self._ended:
+            return bool(alive) and all(alive) and not self._dispatch_done.is_set() \
+                and not self._ended
+
+    def end_previous(self) -> None:
+        """Let a run that is ending end first (its ``on_end`` included), unless it goes on:
+        a caller that changes the job's state before :meth:`start` is then never undone by
+        the old run's ending."""
+        if self._still_running():
+            return
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def start(self) -> None:
+        """Run the queued and submitted rows in background threads; returns at once."""
+        if self._still_running():
+            with self._cond:
                 self.stopped.clear()
                 self._cond.notify_all()
-                return
-        for thread in self._threads:  # a run that is ending: let it end first
-            thread.join()
+            return
+        self.end_previous()
         with self._cond:
             self.cancelled = False
             self._ended = False
