@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from nanobanana_widgets.service.shown import notebook_lines
 from nanobanana_widgets.service.text import short_repr
 
 __all__ = [
@@ -78,6 +79,11 @@ class NanoBananaError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the error's class and message, the
+        user's line that led to it and how to see the full traceback (``%tb verbose``)."""
+        return notebook_lines(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
