@@ -31,13 +31,14 @@ from nanobanana_widgets.service.errors import (
     describe_error,
 )
 from nanobanana_widgets.service.types import GeneratedImage, Result
-from nanobanana_widgets.widgets._ui import Painter, guarded
+from nanobanana_widgets.widgets._ui import Painter, close_deep, guarded
 from nanobanana_widgets.widgets.panel.runs import (
     FINISHED_STAGES,
     STAGE_RANK,
     RunSpec,
     RunStage,
     Thumb,
+    cancelled_after_sending,
 )
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ class PanelRun:
         self._thumb_side = thumb_side
         self._painter = painter if painter is not None else Painter()
         self._revision = 0
+        self._fraction: float | None = None
+        self._closed = False
 
         self.label = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
         self.cancel_button = w.Button(
@@ -123,8 +126,18 @@ class PanelRun:
     @property
     def elapsed(self) -> float:
         """Seconds since the click (frozen once the run has finished)."""
-        end = self._t_end if self._t_end is not None else time.monotonic()
+        return self.elapsed_at(time.monotonic())
+
+    def elapsed_at(self, now: float) -> float:
+        """Seconds from the click to ``now`` (a ``time.monotonic()`` reading), or to the
+        end once the run has finished."""
+        end = self._t_end if self._t_end is not None else now
         return max(0.0, end - self._t0)
+
+    @property
+    def progress(self) -> float | None:
+        """The service's progress figure (0–1) from its last report, when it gives one."""
+        return self._fraction
 
     def done(self) -> bool:
         """Whether the run has finished (done, failed or cancelled)."""
@@ -213,18 +226,24 @@ class PanelRun:
         self._finish("done", None)
 
     def _thumb(self, image: GeneratedImage) -> Thumb:
+        trace_id = self.result.trace_id if self.result is not None else None
         try:
             jpeg = thumbnail(image.bytes(), max_side=self._thumb_side, format="JPEG", quality=80)
         except Exception as exc:
             return Thumb(image=image, jpeg=None, error=describe_error(exc),
-                         run_number=self.number)
-        return Thumb(image=image, jpeg=jpeg, run_number=self.number)
+                         run_number=self.number, trace_id=trace_id)
+        return Thumb(image=image, jpeg=jpeg, run_number=self.number, trace_id=trace_id)
 
     def _on_progress(self, progress: Progress) -> None:
         """The client's poller reports (never blocks it, never raises into it)."""
         try:
-            if progress.stage in ("submitted", "waiting"):
-                self._advance("waiting")
+            figure = getattr(progress, "progress", None)
+            if (isinstance(figure, (int, float)) and not isinstance(figure, bool)
+                    and 0.0 <= figure <= 1.0):
+                with self._lock:
+                    self._fraction = float(figure)
+            if progress.stage in ("submitted", "waiting") and not self._advance("waiting"):
+                self._render()  # the same stage with a new figure
         except Exception:
             _log.debug("progress update failed", exc_info=True)
 
@@ -232,13 +251,14 @@ class PanelRun:
         with self._lock:
             return self._cancel_requested
 
-    def _advance(self, stage: RunStage) -> None:
-        """Move to ``stage`` unless the run is there or further already."""
+    def _advance(self, stage: RunStage) -> bool:
+        """Move to ``stage`` unless the run is there or further already; whether it moved."""
         with self._lock:
             if STAGE_RANK[stage] <= STAGE_RANK[self._stage]:
-                return
+                return False
             self._stage = stage
         self._render()
+        return True
 
     def _finish(self, stage: RunStage, error: BaseException | None) -> None:
         with self._lock:
@@ -261,19 +281,24 @@ class PanelRun:
     def _log_error(self, exc: BaseException) -> None:
         _log.error("panel run #%d: cancel failed: %s", self.number, exc)
 
-    def refresh(self) -> None:
-        """Redraw the progress row (the elapsed seconds move on while waiting)."""
-        self._render()
+    def refresh(self, now: float | None = None) -> None:
+        """Redraw the progress row (the elapsed seconds move on while waiting), with the
+        elapsed time at ``now`` (``time.monotonic()``; the panel's clock passes one
+        reading to every row and its header, so they agree)."""
+        self._render(now)
 
-    def _render(self) -> None:
+    def _render(self, now: float | None = None) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._revision += 1
             version = (STAGE_RANK[self._stage], self._revision)
             stage = self._stage
             cancel_requested = self._cancel_requested
             cancelling = cancel_requested and stage not in FINISHED_STAGES
             result, error, task = self.result, self.error, self.task
-            elapsed = self.elapsed
+            elapsed = self.elapsed_at(time.monotonic() if now is None else now)
+            fraction = self._fraction
         spec = self.spec
         markup = run_row_html(
             number=self.number, stage=stage, cancelling=cancelling, prompt=spec.prompt,
@@ -281,8 +306,7 @@ class PanelRun:
             images=len(result.images) if stage == "done" and result is not None else None,
             action=spec.action, model=spec.model, count=spec.count,
             task_id=task.id if task is not None else None,
-            error=(describe_error(error) if stage in ("failed", "cancelled")
-                   and error is not None else None),
+            error=self._error_text(stage, error, task), fraction=fraction,
         )
 
         def apply() -> None:
@@ -296,10 +320,25 @@ class PanelRun:
 
         self._painter.paint(("run", self.number), version, apply)
 
+    @staticmethod
+    def _error_text(stage: str, error: BaseException | None, task: Task | None) -> str | None:
+        """What the row says under a run that failed or was cancelled."""
+        if stage == "cancelled" and task is not None:
+            return cancelled_after_sending(task.id)
+        if stage in ("failed", "cancelled") and error is not None:
+            return describe_error(error)
+        return None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the row's widgets were closed (the run is no longer shown)."""
+        return self._closed
+
     def close(self) -> None:
-        """Close the row's widgets."""
-        for widget in (self.label, self.cancel_button, self.row):
-            widget.close()
+        """Close the row's widgets (the run keeps its result; its row is not shown again)."""
+        with self._lock:
+            self._closed = True
+        close_deep(self.row)
 
     def __repr__(self) -> str:
         return (
@@ -310,7 +349,8 @@ class PanelRun:
 
 class RunRows:
     """The box of progress rows, newest first: every run in flight and the last few
-    finished ones."""
+    finished ones. A finished run that drops out has its row's widgets closed (a long
+    session keeps a bounded number of widgets)."""
 
     KEY = ("runs",)
 
@@ -322,18 +362,28 @@ class RunRows:
         self.box = w.VBox(layout=w.Layout(width="100%"))
         self.box.add_class("nbw-runs")
 
+    def in_flight(self) -> list[PanelRun]:
+        """The runs not finished yet, oldest first."""
+        return [run for run in self._runs() if run.status not in FINISHED_STAGES]
+
     def show(self) -> None:
         """Show the rows as the runs are now (read with the revision they are painted at)."""
         with self._lock:
             shown: list[PanelRun] = []
+            dropped: list[PanelRun] = []
             finished = 0
             for run in reversed(self._runs()):
                 if run.status in FINISHED_STAGES:
                     finished += 1
                     if finished > MAX_FINISHED_ROWS:
+                        if not run.closed:
+                            dropped.append(run)
                         continue
                 shown.append(run)
             self._revision += 1
             revision = self._revision
         rows = tuple(run.row for run in shown)
-        self._painter.paint(self.KEY, (revision,), lambda: setattr(self.box, "children", rows))
+        if self._painter.paint(self.KEY, (revision,),
+                               lambda: setattr(self.box, "children", rows)):
+            for run in dropped:
+                run.close()
