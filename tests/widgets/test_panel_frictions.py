@@ -22,10 +22,12 @@ from PIL import Image
 
 from nanobanana_widgets.client import Client
 from nanobanana_widgets.emulator import Emulator
+from nanobanana_widgets.service.types import ImageRequest
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.panel import PromptPanel
 from nanobanana_widgets.widgets.panel.controls import MODE_WORDS
 from nanobanana_widgets.widgets.panel.gallery import LIVE_CARDS
+from nanobanana_widgets.widgets.panel.strip import HistoryStrip
 
 from .helpers import (
     card_buttons,
@@ -279,3 +281,81 @@ def test_a_closed_panel_stops_its_clock(client: Client, make_panel: Callable[...
     click_and_wait(panel)
     panel.close()
     wait_until(lambda: not panel._clock.running, "the clock to stop")
+
+
+# --- 8. the history strip: pages, search, other writers, pending records ----------------
+
+
+def _strip(panel: PromptPanel) -> HistoryStrip:
+    assert panel.history_strip is not None
+    return panel.history_strip
+
+
+def test_search_keeps_the_matching_records(client: Client, history: History,
+                                           make_panel: Callable[..., PromptPanel]) -> None:
+    with history.batch():
+        for i in range(20):
+            history.add(ImageRequest("generate", f"{'cat' if i % 4 == 0 else 'dog'} {i}"),
+                        status="succeeded")
+    strip = _strip(make_panel(client, history=history))
+    assert len(strip.rows) == 12 and strip.pager.layout.display == "flex"
+    strip.search.value = "cat"  # as typed in the box
+    assert [r.prompt for r in strip.records] == ["cat 16", "cat 12", "cat 8", "cat 4", "cat 0"]
+    assert "20 records · 5 match “cat” · all 5 shown" in strip.title.value
+    assert strip.pager.layout.display == "none"
+    strip.search.value = ""
+    assert len(strip.rows) == 12
+
+
+def test_records_written_elsewhere_appear_without_refresh(
+        history: History, wait_until: Callable[..., None]) -> None:
+    strip = HistoryStrip(history, watch_interval=0.1)
+    try:
+        assert strip.rows == []
+        with History(history.folder) as other:  # another kernel's history on the same folder
+            other.add(ImageRequest("generate", "from another notebook"), status="failed")
+        wait_until(lambda: [r.prompt for r in strip.records] == ["from another notebook"],
+                   "the watcher to read the new record")
+    finally:
+        strip.close()
+    wait_until(lambda: strip._watcher is not None and not strip._watcher.running,
+               "the watcher to stop")
+
+
+def test_refresh_looks_up_a_cancelled_task_whose_result_arrived(
+        slow: Emulator, slow_client: Client, history: History,
+        make_panel: Callable[..., PromptPanel], wait_until: Callable[..., None]) -> None:
+    panel = make_panel(slow_client, history=history)
+    panel.prompt = "a late bloomer"
+    run = panel.run()
+    wait_until(lambda: run.status == "waiting", "the run to wait")
+    run.cancel()
+    run.wait(10)
+    strip = _strip(panel)
+    wait_until(lambda: bool(strip.records), "the strip to show the record")
+    assert strip.records[0].status != "succeeded"
+    assert "not finished" in html_of(strip.rows[0])
+    slow.finish_all()  # the service finished it after all
+    strip.refresh_button.click()
+    wait_until(lambda: strip.records[0].status == "succeeded",
+               "Refresh to look the record up")
+    assert "✓ 1 image" in html_of(strip.rows[0])
+    assert slow.submissions == 1  # looked up, never sent again
+
+
+def test_use_as_input_from_the_strip_replaces_and_plus_adds(
+        panel: PromptPanel, tmp_path: Path) -> None:
+    panel.prompt = "a brass compass"
+    click_and_wait(panel)
+    panel.inputs = [image_file(tmp_path / "a.png", (40, 40)), image_file(tmp_path / "b.png",
+                                                                         (40, 40))]
+    strip = _strip(panel)
+    strip.refresh()
+    buttons = {b.description or "+": b for b in descendants(strip.rows[0])
+               if isinstance(b, w.Button)}
+    buttons["Use as input"].click()
+    panel.wait_idle(10)
+    assert len(panel.inputs) == 1 and panel.action == "edit"
+    buttons["+"].click()
+    panel.wait_idle(10)
+    assert len(panel.inputs) == 2
