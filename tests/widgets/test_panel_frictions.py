@@ -359,3 +359,28 @@ def test_use_as_input_from_the_strip_replaces_and_plus_adds(
     buttons["+"].click()
     panel.wait_idle(10)
     assert len(panel.inputs) == 2
+
+
+# --- 6. dropped and pasted images ----------------------------------------------------------
+
+
+def test_a_dropped_or_pasted_image_becomes_an_input(panel: PromptPanel) -> None:
+    """What the front-end piece sends for a drop or a paste (one message per file, its
+    bytes as the buffer), received as the kernel receives it."""
+    keys = panel.shortcut
+    keys._handle_message(keys, {"event": "file", "name": "dropped.png", "how": "dropped"},
+                         [memoryview(image_bytes("PNG", (50, 40)))])
+    panel.wait_idle(10)
+    assert panel.action == "edit" and len(panel.inputs) == 1
+    assert "dropped.png" in html_of(input_cards(panel)[0])
+    keys._handle_message(keys, {"event": "file", "name": "", "how": "pasted"},
+                         [memoryview(image_bytes("JPEG", (30, 30)))])
+    panel.wait_idle(10)
+    assert len(panel.inputs) == 2 and "pasted image" in panel.shown_messages[0]
+    keys._handle_message(keys, {"event": "file-refused", "name": "huge.tif",
+                                "size": 90_000_000, "how": "dropped"}, [])
+    assert "huge.tif (90 MB) is too big to be dropped here" in panel.shown_messages[0]
+    keys._handle_message(keys, {"event": "file", "name": "notes.png", "how": "pasted"},
+                         [memoryview(b"not an image at all")])
+    panel.wait_idle(10)
+    assert len(panel.inputs) == 2 and "notes.png" in panel.shown_messages[0]

@@ -187,6 +187,7 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         """The header's summary of the runs in flight (``2 running · 12 s``)."""
         self.activity.add_class("nbw-activity-box")
         self.shortcut = SubmitKeys(self._on_keys_submit, self._on_keys_prompt,
+                                   on_file=self._on_file, on_refused=self._on_refused_file,
                                    panel_class=self.css_class,
                                    layout=w.Layout(width="0px", height="0px", overflow="hidden"))
         self.generate_button = w.Button(
@@ -458,6 +459,20 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
     def _on_keys_prompt(self, value: str) -> None:
         """The prompt box's text, sent by the front end just before a Generate click."""
         self.prompt = value
+
+    def _on_file(self, name: str, data: bytes, how: str) -> None:
+        """An image dropped on the panel or pasted into it: checked and added in the pool;
+        the panel switches to Edit images (what a dropped image is for)."""
+        self.action = "edit"
+        self._runner.submit(self._inputs.ingest, [(name, data)])
+
+    def _on_refused_file(self, name: str, size: int, how: str) -> None:
+        if not name:
+            self.notify(f"Nothing {how} was an image: drop or paste image files (PNG, JPEG, "
+                        "WebP, ...).", "warning")
+            return
+        self.notify(f"{name} ({size / 1e6:.0f} MB) is too big to be {how} here; add it with "
+                    "“Add images” or set panel.inputs to its path.", "error")
 
     def _on_action_change(self, _change: Any) -> None:
         editing = self.action == "edit"
