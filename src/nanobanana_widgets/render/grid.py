@@ -36,6 +36,7 @@ __all__ = [
     "repeat_head_html",
     "row_head_html",
     "status_line_html",
+    "thumb_box",
 ]
 
 CellImage = tuple[str | None, str | None, str | None]
@@ -179,11 +180,38 @@ def cell_error_html(error: BaseException, title: str) -> str:
             + "</div>")
 
 
-def cell_waiting_html(text: str, *, spin: bool = True) -> str:
-    """A cell without an outcome yet: ``queued``, ``sending…``, ``waiting 4 s``."""
+def thumb_box(aspect_ratio: str | None, images: int, *, side: int) -> tuple[int, int]:
+    """The size in pixels of one thumbnail of a cell: ``side`` on its longest side, in
+    the shape of ``aspect_ratio`` (``None``: square, the service's default)."""
+    w, h = (int(p) for p in (aspect_ratio or "1:1").split(":"))
+    if w >= h:
+        return side, max(1, round(side * h / w))
+    return max(1, round(side * w / h)), side
+
+
+def cell_waiting_html(text: str, *, spin: bool = True, aspect_ratio: str | None = None,
+                      images: int = 0, side: int = 256) -> str:
+    """A cell without an outcome yet: ``queued``, ``sending…``, ``waiting 4 s``.
+
+    With ``images`` (how many the cell will show), the cell keeps the room its images will
+    take (``aspect_ratio``, thumbnails of ``side`` px, laid out as
+    :func:`cell_images_html` lays them), with the text as its caption: the matrix does
+    not jump when they arrive."""
     spinner = '<span class="nbw-spin" aria-hidden="true">◌</span> ' if spin else ""
-    return (f'<div class="nbw-matrix-waiting" style="{MUTED_STYLE}padding:4px;">'
-            f"{spinner}{html.escape(text)}</div>")
+    if images <= 0:
+        return (f'<div class="nbw-matrix-waiting" style="{MUTED_STYLE}padding:4px;">'
+                f"{spinner}{html.escape(text)}</div>")
+    w, h = thumb_box(aspect_ratio, images, side=side)
+    box = (f"display:flex;align-items:center;justify-content:center;width:{w}px;"
+           f"max-width:100%;aspect-ratio:{w} / {h};margin:0 auto;border-radius:4px;"
+           "background:var(--jp-layout-color2, rgba(128,128,128,0.15));")
+    glyph = '<span class="nbw-spin" aria-hidden="true">◌</span>' if spin else ""
+    boxes = "".join(f'<div style="flex:1 1 0;min-width:0;"><div class="nbw-matrix-slot" '
+                    f'style="{box}">{glyph}</div></div>' for _ in range(images))
+    return (f'<div class="nbw-matrix-waiting"><div style="display:flex;gap:4px;'
+            f'flex-wrap:wrap;">{boxes}</div>'
+            f'<div style="{MUTED_STYLE}margin-top:2px;overflow-wrap:anywhere;">'
+            f"{html.escape(text)}</div></div>")
 
 
 def record_cell_title(rec: Any, tag: str) -> str:
