@@ -105,3 +105,24 @@ def test_retry_is_refused_before_confirmation(client: Client, history: History) 
     else:
         raise AssertionError("retry before confirmation did not refuse")
     assert isinstance(g.cells[0], Cell)
+
+
+def test_a_reopened_grid_retries_its_failed_cell(client: Client, history: History,
+                                                emulator: Emulator) -> None:
+    from nanobanana_widgets import session
+
+    emulator.inject("task_forbidden")
+    g = grid(["only"], client=client, history=history)
+    g.wait(30)
+    reopened = Grid.open(g.id, history=history)
+    (cell,) = reopened.cells
+    button = reopened.retry_button(cell)
+    assert button is not None
+    session.set_default_client(client)
+    try:
+        button.click()
+        reopened.wait(30)
+    finally:
+        session.set_default_client(None)
+    assert isinstance(reopened.results[cell], Result) and reopened.state == "done"
+    assert [r.status for r in history.grid(g.id)] == ["failed", "succeeded"]

@@ -28,8 +28,10 @@ __all__ = [
     "column_head_html",
     "column_label",
     "corner_html",
+    "grid_status_text",
     "grid_styles",
     "grid_title_html",
+    "not_resent_note",
     "plan_html",
     "record_caption",
     "record_cell_title",
@@ -99,6 +101,40 @@ def budget_html(paid: int, max_calls: int) -> str:
     return (f'<div class="nbw-budget">This grid would make {paid} paid generations, '
             f"more than max_calls={max_calls}. Nothing has been sent. Click the button (or "
             f"call grid.confirm()) to run them.</div>")
+
+
+def grid_status_text(state: str, summary: str, *, elapsed: float | None, sent: int) -> str:
+    """The grid's status line in words, for its ``state`` (``"awaiting confirmation"``,
+    ``"ready"``, ``"reopened"``, ``"running"``, ``"cancelled"``, ``"done"``), its
+    ``summary``, the seconds since it started and how many cells were ``sent``."""
+    if state == "awaiting confirmation":
+        return "Waiting for confirmation; nothing has been sent."
+    if state == "ready":
+        return "Not started."
+    if state == "reopened":
+        return f"From the history: {summary}."
+    if state == "cancelled" and sent == 0:
+        return "Cancelled before anything was sent; nothing was billed."
+    text = summary + (f" · {seconds(elapsed)}" if elapsed is not None else "")
+    if state == "running":
+        text = "Running: " + text
+    elif state == "cancelled":
+        text = (f"Cancelled: {text}. {plural(sent, 'cell')} had been sent: "
+                f"{'they' if sent != 1 else 'it'} may still finish and be billed; "
+                "grid.history.resume() looks them up.")
+    else:
+        text = "Done: " + text
+    return text + ("" if text.endswith(".") else ".")
+
+
+def not_resent_note(kept: int) -> str:
+    """What the status line adds when ``kept`` failed cells were not retried because they
+    were sent and may still be billed (``""`` when none)."""
+    if not kept:
+        return ""
+    return (f"{kept} failed cell{'s were' if kept != 1 else ' was'} sent and may still "
+            "finish (and be billed): not sent again; grid.history.resume() looks "
+            f"{'them' if kept != 1 else 'it'} up.")
 
 
 def status_line_html(text: str, *, error: bool = False) -> str:

@@ -14,12 +14,27 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
+from nanobanana_widgets.render.grid import cell_waiting_html
 from nanobanana_widgets.widgets._ui import close_deep, guarded
 from nanobanana_widgets.widgets.grid.plan import Cell
 
-__all__ = ["CELL_CLASS", "CellSlots"]
+__all__ = ["CELL_CLASS", "CELL_THUMB_SIDE", "CellSlots", "thumb_side", "waiting_html"]
 
 CELL_CLASS = "nbw-matrix-cell"
+CELL_THUMB_SIDE = 256
+"""Longest side, in pixels, of a cell's thumbnail (160 when a cell holds several images)."""
+
+
+def thumb_side(n_images: int) -> int:
+    """The thumbnails' longest side in a cell of ``n_images`` images."""
+    return CELL_THUMB_SIDE if n_images == 1 else 160
+
+
+def waiting_html(cell: Cell, count: int, text: str, *, spin: bool = True) -> str:
+    """A waiting cell that keeps the room of its ``count`` images (from the cell's aspect
+    ratio; square when the service chooses, as for an edit without one)."""
+    return cell_waiting_html(text, spin=spin, aspect_ratio=cell.aspect_ratio, images=count,
+                             side=thumb_side(count))
 
 
 class CellSlots:

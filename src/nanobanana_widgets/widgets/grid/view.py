@@ -37,8 +37,10 @@ from nanobanana_widgets.render.grid import (
     column_head_html,
     column_label,
     corner_html,
+    grid_status_text,
     grid_styles,
     grid_title_html,
+    not_resent_note,
     plan_html,
     record_caption,
     record_cell_title,
@@ -46,14 +48,19 @@ from nanobanana_widgets.render.grid import (
     row_head_html,
     status_line_html,
 )
-from nanobanana_widgets.render.parts import plural, seconds
+from nanobanana_widgets.render.parts import seconds
 from nanobanana_widgets.render.results import data_uri, safe_link, thumbnail_data_uri
 from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, Record
 from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded
-from nanobanana_widgets.widgets.grid.cells import CellSlots
+from nanobanana_widgets.widgets.grid.cells import (
+    CELL_THUMB_SIDE,
+    CellSlots,
+    thumb_side,
+    waiting_html,
+)
 from nanobanana_widgets.widgets.grid.plan import (
     DEFAULT_MAX_CALLS,
     Cell,
@@ -70,9 +77,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CELL_THUMB_SIDE", "Grid", "record_images"]
 
-CELL_THUMB_SIDE = 256
-"""Longest side, in pixels, of a cell's thumbnail (160 when a cell holds several images)."""
-
 _QUEUED, _SENDING, _WAITING, _FINISHED = 1, 2, 3, 9
 """Ranks of a cell's stages: the first number of its painted version."""
 
@@ -82,13 +86,9 @@ def _failed(outcome: Outcome) -> bool:
     return not (isinstance(outcome, Result) and outcome.images)
 
 
-def _thumb_side(n_images: int) -> int:
-    return CELL_THUMB_SIDE if n_images == 1 else 160
-
-
 def record_images(rec: Record) -> list[CellImage]:
     """A recorded cell's images: its local copies' thumbnails, else the stored ones."""
-    side = _thumb_side(len(rec.results))
+    side = thumb_side(len(rec.results))
     out: list[CellImage] = []
     for r in rec.results:
         link = safe_link(r.url)
@@ -267,10 +267,8 @@ class Grid(w.VBox):  # type: ignore[misc]
         """Send failed cells again (all of them by default), each as a new attempt tagged
         with the same cell in the history; returns the cells sent again.
 
-        A cell whose task was sent and may still finish at the service (cancelled or timed
-        out while waiting, or a submit that may have reached it) is not sent again (it
-        could be billed twice); the status line names them (``grid.history.resume()``
-        looks them up)."""
+        A cell whose task was sent and may still finish (and be billed) is not sent again;
+        the status line says so (``grid.history.resume()`` looks those up)."""
         if self.state == "awaiting confirmation":
             raise NanoBananaError("This grid has not started: confirm it first "
                                   "(grid.confirm()).", code="not_confirmed")
@@ -281,12 +279,11 @@ class Grid(w.VBox):  # type: ignore[misc]
         chosen = [s for s in failed if resendable(outcomes[s.cell])]
         kept = len(failed) - len(chosen)
         if chosen:
+            now = time.monotonic()
             with self._lock:
                 self.state = "running"
                 self._finished.clear()
-                if self._started_at is None:
-                    self._started_at = time.monotonic()
-            now = time.monotonic()
+                self._started_at = self._started_at or now
             for slot in chosen:
                 self._painter.forget(("cell", slot.tag))
                 self._waiting_since[slot.cell] = now
@@ -296,13 +293,8 @@ class Grid(w.VBox):  # type: ignore[misc]
             self._paint_buttons(budget=False, cancel=True)
             self.runner.retry(chosen)
             self._clock.start()
-        note = None
-        if kept:
-            note = (f"{kept} failed cell{'s were' if kept != 1 else ' was'} sent and may still "
-                    "finish (and be billed): not sent again; grid.history.resume() looks "
-                    f"{'them' if kept != 1 else 'it'} up.")
         with self._lock:
-            self._note = note or ""
+            self._note = not_resent_note(kept)
         self._paint_status()
         return [s.cell for s in chosen]
 
@@ -387,16 +379,11 @@ class Grid(w.VBox):  # type: ignore[misc]
     def _ensure_thumbs(self) -> None:
         with self._lock:
             if self._thumbs is None or self._thumbs_closed:
-                self._thumbs = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs")
-                self._thumbs_closed = False
+                self._thumbs, self._thumbs_closed = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs"), False
 
     def _waiting_html(self, slot: Slot, text: str, *, spin: bool = True) -> str:
-        """A waiting cell that keeps the room of its images (from the cell's aspect
-        ratio; square when the service chooses, as for an edit without one)."""
-        count = self.plan.count
-        return cell_waiting_html(text, spin=spin, aspect_ratio=slot.cell.aspect_ratio,
-                                 images=count, side=_thumb_side(count))
+        return waiting_html(slot.cell, self.plan.count, text, spin=spin)
 
     def _tick(self) -> bool:
         """The grid's clock: the status line and the waiting cells, from one reading."""
@@ -463,7 +450,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         self._finished.set()
 
     def _paint_result(self, slot: Slot, result: Result) -> None:
-        side = _thumb_side(len(result.images))
+        side = thumb_side(len(result.images))
         images: list[CellImage] = []
         for image in result.images:
             try:
@@ -543,30 +530,11 @@ class Grid(w.VBox):  # type: ignore[misc]
                             lambda: setattr(self.status_line, "value", markup))
 
     def _status_text(self, now: float | None = None) -> str:
-        state = self.state
-        if state == "awaiting confirmation":
-            text = "Waiting for confirmation; nothing has been sent."
-        elif state == "ready":
-            text = "Not started."
-        elif state == "reopened":
-            text = f"From the history: {self.summary}."
-        elif state == "cancelled" and self.runner.sent == 0:
-            text = "Cancelled before anything was sent; nothing was billed."
-        else:
-            text = self.summary
-            if self._started_at is not None:
-                now = time.monotonic() if now is None else now
-                text += f" · {seconds(now - self._started_at)}"
-            if state == "running":
-                text = "Running: " + text
-            elif state == "cancelled":
-                sent = self.runner.sent
-                text = (f"Cancelled: {text}. {plural(sent, 'cell')} had been sent: "
-                        f"{'they' if sent != 1 else 'it'} may still finish and be billed; "
-                        "grid.history.resume() looks them up.")
-            else:
-                text = "Done: " + text
-        return text + ("" if text.endswith(".") else ".")
+        elapsed = None
+        if self._started_at is not None:
+            elapsed = (time.monotonic() if now is None else now) - self._started_at
+        return grid_status_text(self.state, self.summary, elapsed=elapsed,
+                                sent=self.runner.sent)
 
     def _report_start(self, exc: BaseException) -> None:
         self._paint_status(f"Could not start: {describe_error(exc)}")
@@ -580,6 +548,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         outcomes: dict[Cell, Outcome] = {}
         for slot in self._slots:
             rec = records.get(slot.tag)
+            retry = False
             if rec is None:
                 markup = cell_waiting_html("not recorded", spin=False)
             elif rec.status == "succeeded":
@@ -591,9 +560,10 @@ class Grid(w.VBox):  # type: ignore[misc]
                          NanoBananaError(f"The request {rec.status}.", task_id=rec.task_id))
                 outcomes[slot.cell] = error
                 markup = cell_error_html(error, record_cell_title(rec, slot.tag))
+                retry = rec.status == "failed" and resendable(error)
             else:
                 markup = cell_waiting_html(
-                    "still running when last recorded; history.resume() looks it up",
+                    "still running when last recorded; grid.history.resume() looks it up",
                     spin=False)
-            self._paint_cell(slot, (_FINISHED,), markup)
+            self._paint_cell(slot, (_FINISHED,), markup, retry=retry)
         self.runner.restore(outcomes)

@@ -282,6 +282,16 @@ class Inputs:
         items = self.add([{"name": name, "content": data} for name, data in files])
         self.say_added(items)
 
+    def refused(self, name: str, size: int, how: str) -> None:
+        """Say why a dropped or pasted file was not taken (``name`` empty: none was an
+        image)."""
+        if not name:
+            self._notify(f"Nothing {how} was an image: drop or paste image files (PNG, JPEG, "
+                         "WebP, ...).", "warning")
+            return
+        self._notify(f"{name} ({size / 1e6:.0f} MB) is too big to be {how} here; add it "
+                     "with “Add images” or set panel.inputs to its path.", "error")
+
     def say_added(self, items: Sequence[EditInput]) -> None:
         """Tell what was added (and which images are scaled down when sent)."""
         if not items:

@@ -25,7 +25,6 @@ notebooks stay light. Every user-supplied string that reaches HTML is escaped.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from nanobanana_widgets.images import thumbnail
-from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML, activity_html
+from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML
 from nanobanana_widgets.service.errors import ImageInputError, describe_error
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
@@ -101,7 +100,6 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
 
     _closed = False
     _history_attached = False
-    _activity_revision = 0
 
     def __init__(
         self,
@@ -159,7 +157,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self._gallery = Gallery(painter, save_dir=save_dir, on_use=self._use_thumb,
                                 on_again=self._run_again_image, run_job=self._runner.submit,
                                 notify=self.notify)
-        self._clock = Ticker(self._tick, interval=1.0, name="nbw-panel-clock")
+        self._clock = Ticker(lambda: self._tick() and not self._closed, interval=1.0,
+                             name="nbw-panel-clock")
         self._rows = RunRows(painter, lambda: self._runner.runs)
         self._strip_thumbs = RecentThumbs()
         self._loader = RecordLoader(self, self._controls, self._inputs, self._history,
@@ -183,11 +182,10 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.viewer = self._gallery.viewer
         self.results_box = self._gallery.box
         self.title = w.HTML(TITLE_HTML)
-        self.activity = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        self.activity = self._rows.activity
         """The header's summary of the runs in flight (``2 running · 12 s``)."""
-        self.activity.add_class("nbw-activity-box")
         self.shortcut = SubmitKeys(self._on_keys_submit, self._on_keys_prompt,
-                                   on_file=self._on_file, on_refused=self._on_refused_file,
+                                   on_file=self._on_file, on_refused=self._inputs.refused,
                                    panel_class=self.css_class,
                                    layout=w.Layout(width="0px", height="0px", overflow="hidden"))
         self.generate_button = w.Button(
@@ -375,20 +373,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self._tick()
 
     def _tick(self, now: float | None = None) -> bool:
-        """The panel's clock: the rows in flight and the header move on together, from one
-        reading of the time. Returns whether any run is still in flight."""
-        now = time.monotonic() if now is None else now
-        running = self._rows.in_flight()
-        for run in running:
-            run.refresh(now)
-        oldest = max((run.elapsed_at(now) for run in running), default=None)
-        markup = activity_html(len(running), oldest)
-        with self._lock:
-            self._activity_revision += 1
-            revision = self._activity_revision
-        self._painter.paint(("activity",), (revision,),
-                            lambda: setattr(self.activity, "value", markup))
-        return bool(running) and not self._closed
+        """The panel's clock (see :meth:`RunRows.tick`); whether a run is in flight."""
+        return self._rows.tick(now)
 
     def _recheck(self) -> None:
         """Fold the messages about mistakes that the controls no longer have."""
@@ -465,14 +451,6 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         the panel switches to Edit images (what a dropped image is for)."""
         self.action = "edit"
         self._runner.submit(self._inputs.ingest, [(name, data)])
-
-    def _on_refused_file(self, name: str, size: int, how: str) -> None:
-        if not name:
-            self.notify(f"Nothing {how} was an image: drop or paste image files (PNG, JPEG, "
-                        "WebP, ...).", "warning")
-            return
-        self.notify(f"{name} ({size / 1e6:.0f} MB) is too big to be {how} here; add it with "
-                    "“Add images” or set panel.inputs to its path.", "error")
 
     def _on_action_change(self, _change: Any) -> None:
         editing = self.action == "edit"

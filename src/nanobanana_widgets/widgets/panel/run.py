@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import ipywidgets as w
 
 from nanobanana_widgets.images import thumbnail, to_image_url
-from nanobanana_widgets.render.panel import run_row_html
+from nanobanana_widgets.render.panel import activity_html, run_row_html
 from nanobanana_widgets.service.errors import (
     CancelledError,
     TaskFailedError,
@@ -361,6 +361,27 @@ class RunRows:
         self._revision = 0
         self.box = w.VBox(layout=w.Layout(width="100%"))
         self.box.add_class("nbw-runs")
+        self.activity = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        """The header's summary of the runs in flight (``2 running · 12 s``)."""
+        self.activity.add_class("nbw-activity-box")
+        self._activity_revision = 0
+
+    def tick(self, now: float | None = None) -> bool:
+        """The panel's clock: the rows in flight and the header's summary move on together,
+        from one reading of the time (``time.monotonic()``). Returns whether a run is in
+        flight."""
+        now = time.monotonic() if now is None else now
+        running = self.in_flight()
+        for run in running:
+            run.refresh(now)
+        oldest = max((run.elapsed_at(now) for run in running), default=None)
+        markup = activity_html(len(running), oldest)
+        with self._lock:
+            self._activity_revision += 1
+            revision = self._activity_revision
+        self._painter.paint(("activity",), (revision,),
+                            lambda: setattr(self.activity, "value", markup))
+        return bool(running)
 
     def in_flight(self) -> list[PanelRun]:
         """The runs not finished yet, oldest first."""
