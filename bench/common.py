@@ -39,6 +39,8 @@ class Sizes:
     history_repeats: int
     overhead_repeats: int
     import_repeats: int
+    session_runs: tuple[int, int] = (10, 200)
+    """Figure 15: panel runs after which the session is measured first, and last."""
 
     @classmethod
     def full(cls) -> Sizes:
@@ -56,6 +58,7 @@ class Sizes:
             delay_tasks=6, delay_latency=(0.1, 0.4), poll_baseline_interval=0.3,
             poll_baseline_tasks=3, notebook_images=1, jpeg_size=(600, 400), jpeg_repeats=1,
             history_records=120, history_repeats=1, overhead_repeats=5, import_repeats=2,
+            session_runs=(2, 4),
         )
 
 

@@ -43,7 +43,7 @@ from nanobanana_widgets.widgets.panel.gallery import Gallery
 from nanobanana_widgets.widgets.panel.inputs import INPUT_THUMB_SIDE, EditInput, Inputs, label_for
 from nanobanana_widgets.widgets.panel.keys import SubmitKeys
 from nanobanana_widgets.widgets.panel.records import RecordLoader
-from nanobanana_widgets.widgets.panel.run import PanelRun, RunRows
+from nanobanana_widgets.widgets.panel.run import PanelRun, RowModels, RunRows
 from nanobanana_widgets.widgets.panel.runs import (
     PanelMistake,
     RunController,
@@ -144,11 +144,12 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
 
     def _build_parts(self, save_dir: Path, max_workers: int) -> None:
         painter = self._painter = Painter()
+        row_models = RowModels()
         self._status = StatusArea(painter)
         self._controls = Controls(self, notify=self.notify)
         self._runner = RunController(
             lambda number, spec, on_finish: PanelRun(number, spec, on_finish=on_finish,
-                                                     painter=painter),
+                                                     painter=painter, shared=row_models),
             client=lambda: self.client, on_started=self._run_started,
             on_finished=self._run_finished, report=self._report, max_workers=max_workers)
         self._inputs = Inputs(painter, notify=self.notify, run_job=self._runner.submit,

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nanobanana_widgets.images import thumbnail, to_image_url
 from nanobanana_widgets.render.panel import activity_html, run_row_html
@@ -44,8 +45,8 @@ from nanobanana_widgets.widgets.panel.runs import (
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client, Progress, Task
 
-__all__ = ["RESULT_THUMB_SIDE", "PanelRun", "RunRows", "RunSpec", "RunStage", "Thumb",
-           "describe_error"]
+__all__ = ["RESULT_THUMB_SIDE", "PanelRun", "RowModels", "RunRows", "RunSpec", "RunStage",
+           "Thumb", "describe_error"]
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +55,22 @@ RESULT_THUMB_SIDE = 256
 
 MAX_FINISHED_ROWS = 3
 """Finished runs whose progress rows stay visible (runs in flight always are)."""
+
+
+class RowModels:
+    """The layout and style models every run row shares (a row's own widgets are few)."""
+
+    def __init__(self) -> None:
+        self.label_layout = w.Layout(flex="1 1 auto", min_width="0")
+        self.html_style = HTMLStyle()
+        self.button_style = w.ButtonStyle()
+        self.row_layout = w.Layout(width="100%", align_items="center", padding="2px 0")
+        self.models = (self.label_layout, self.html_style, self.button_style, self.row_layout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the models were closed (with their panel)."""
+        return any(model.comm is None for model in self.models)
 
 
 class PanelRun:
@@ -74,6 +91,7 @@ class PanelRun:
         on_finish: Callable[[PanelRun], None] | None = None,
         thumb_side: int = RESULT_THUMB_SIDE,
         painter: Painter | None = None,
+        shared: RowModels | None = None,
     ) -> None:
         self.number = number
         self.spec = spec
@@ -95,18 +113,19 @@ class PanelRun:
         self._fraction: float | None = None
         self._closed = False
 
-        self.label = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        if shared is None or shared.closed:  # alone, or its panel was closed
+            shared = RowModels()
+        self._shared = shared
+        self.label = w.HTML(layout=self._shared.label_layout, style=self._shared.html_style)
         self.cancel_button = w.Button(
             description="Cancel",
             icon="times",
             tooltip="Stop waiting for this run (the service may still finish and bill it)",
-            layout=w.Layout(width="auto", flex="0 0 auto"),
+            layout=w.Layout(width="auto", flex="0 0 auto"),  # its own: hidden when done
+            style=self._shared.button_style,
         )
         self.cancel_button.on_click(guarded(lambda _b: self.cancel(), self._log_error))
-        self.row = w.HBox(
-            [self.label, self.cancel_button],
-            layout=w.Layout(width="100%", align_items="center", padding="2px 0"),
-        )
+        self.row = w.HBox([self.label, self.cancel_button], layout=self._shared.row_layout)
         self.row.add_class("nbw-run")
         self._render()
 
@@ -338,7 +357,7 @@ class PanelRun:
         """Close the row's widgets (the run keeps its result; its row is not shown again)."""
         with self._lock:
             self._closed = True
-        close_deep(self.row)
+        close_deep(self.row, keep=self._shared.models)
 
     def __repr__(self) -> str:
         return (

@@ -82,15 +82,14 @@ class RowMaker:
         self.row_layout = w.Layout(display="flex", flex_flow="row wrap", align_items="center",
                                    justify_content="flex-end", width="100%", flex="0 0 auto")
         self.info_layout = w.Layout(flex="1 1 260px", min_width="0")
-        self.actions_layout = w.Layout(display="flex", flex_flow="column",
-                                       align_items="stretch", flex="0 0 auto", width="auto")
-        self.pair_layout = w.Layout(display="flex", flex_flow="row", width="auto")
+        self.actions_layout = w.Layout(display="flex", flex_flow="row wrap",
+                                       align_items="center", justify_content="flex-end",
+                                       flex="0 1 auto", width="auto")
         self.button_layout = w.Layout(width="auto")
         self.button_style = w.ButtonStyle()
         self.html_style = HTMLStyle()
         self.shared: list[w.Widget] = [self.row_layout, self.info_layout, self.actions_layout,
-                                       self.pair_layout, self.button_layout, self.button_style,
-                                       self.html_style]
+                                       self.button_layout, self.button_style, self.html_style]
 
     def thumb(self, rec: Record) -> tuple[bytes | None, str]:
         """The row's thumbnail (a small JPEG) and what it shows (``"result"``/``"input"``)."""
@@ -134,15 +133,12 @@ class RowMaker:
                                f"Continue from the image of id {rec.id}: it replaces the edit "
                                "inputs (and the panel switches to Edit images)",
                                self._on_use, rec)
+            buttons.append(use)
             if self._on_add is not None:
                 add = self._button("", "plus", f"Add the image of id {rec.id} to the edit "
                                    "inputs (keep the ones there)", self._on_add, rec)
                 add.add_class("nbw-add-input")
-                pair = w.Box([use, add], layout=self.pair_layout)
-                pair.add_class("nbw-hs-pair")
-                buttons.append(pair)
-            else:
-                buttons.append(use)
+                buttons.append(add)
         children: list[w.Widget] = [info]
         if buttons:
             actions = w.Box(buttons, layout=self.actions_layout)
