@@ -71,7 +71,7 @@ def test_a_grid_cancelled_before_it_started_says_nothing_was_sent(
 
 def test_a_waiting_cell_keeps_the_room_of_its_image() -> None:
     wide = cell_waiting_html("waiting 2 s", aspect_ratio="16:9", images=1, side=256)
-    assert "width:256px;max-width:100%;aspect-ratio:256 / 144" in wide
+    assert "width:100%;max-width:256px;aspect-ratio:256 / 144" in wide
     tall = cell_waiting_html("queued", aspect_ratio="9:16", images=2, side=160)
     assert tall.count("aspect-ratio:90 / 160") == 2
     assert "waiting 2 s" in wide  # the text is the caption, where the finished one's is

@@ -238,8 +238,10 @@ def cell_waiting_html(text: str, *, spin: bool = True, aspect_ratio: str | None 
         return (f'<div class="nbw-matrix-waiting" style="{MUTED_STYLE}padding:4px;">'
                 f"{spinner}{html.escape(text)}</div>")
     w, h = thumb_box(aspect_ratio, images, side=side)
-    box = (f"display:flex;align-items:center;justify-content:center;width:{w}px;"
-           f"max-width:100%;aspect-ratio:{w} / {h};margin:0 auto;border-radius:4px;"
+    # width 100% up to the thumbnail's width: like the image it stands for, it never
+    # makes its column wider than the column would be with the image
+    box = (f"display:flex;align-items:center;justify-content:center;width:100%;"
+           f"max-width:{w}px;aspect-ratio:{w} / {h};margin:0 auto;border-radius:4px;"
            "background:var(--jp-layout-color2, rgba(128,128,128,0.15));")
     glyph = '<span class="nbw-spin" aria-hidden="true">◌</span>' if spin else ""
     boxes = "".join(f'<div style="flex:1 1 0;min-width:0;"><div class="nbw-matrix-slot" '

@@ -138,7 +138,7 @@ class Controls:
             value=state.action, style={"button_width": "auto"},
             tooltips=["Mode: make new images from the prompt",
                       "Mode: change the input images following the prompt"],
-            icons=["font", "image"], layout=w.Layout(width="auto"),
+            layout=w.Layout(width="auto"),
         )
         self.action_toggle.add_class("nbw-mode")
         self.model_dropdown = w.Dropdown(

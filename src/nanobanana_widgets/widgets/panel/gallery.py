@@ -85,7 +85,7 @@ class Gallery:
         self._button_layout = w.Layout(width="auto")
         self._button_style = w.ButtonStyle()
         self._bar_layout = w.Layout(display="flex", flex_flow="row wrap", width="100%")
-        self._card_layout = w.Layout(width="288px", max_width="100%")
+        self._card_layout = w.Layout(width="308px", max_width="100%")
         self._shared = (self._caption_layout, self._html_style, self._button_layout,
                         self._button_style, self._bar_layout, self._card_layout)
         self.viewer = w.VBox(layout=w.Layout(width="100%", display="none"))

@@ -257,12 +257,15 @@ class PanelRun:
         """The client's poller reports (never blocks it, never raises into it)."""
         try:
             figure = getattr(progress, "progress", None)
+            changed = False
             if (isinstance(figure, (int, float)) and not isinstance(figure, bool)
                     and 0.0 <= figure <= 1.0):
                 with self._lock:
+                    changed = self._fraction != float(figure)
                     self._fraction = float(figure)
-            if progress.stage in ("submitted", "waiting") and not self._advance("waiting"):
-                self._render()  # the same stage with a new figure
+            if (progress.stage in ("submitted", "waiting") and not self._advance("waiting")
+                    and changed):
+                self._render()  # the same stage with a new figure (the clock does the rest)
         except Exception:
             _log.debug("progress update failed", exc_info=True)
 
