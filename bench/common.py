@@ -43,6 +43,8 @@ class Sizes:
     bomb_bytes: int
     trickle_deadline: float
     trickle_rounds: int
+    session_runs: tuple[int, int] = (10, 200)
+    """Figure 15: panel runs after which the session is measured first, and last."""
 
     @classmethod
     def full(cls) -> Sizes:
@@ -64,6 +66,7 @@ class Sizes:
             history_records=120, history_repeats=1, overhead_repeats=5, import_repeats=2,
             hostile_bytes=40 * 1024 * 1024, bomb_bytes=64 * 1024 * 1024,
             trickle_deadline=1.5, trickle_rounds=1,
+            session_runs=(2, 4),
         )
 
 

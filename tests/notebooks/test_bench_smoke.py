@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = list(range(1, 14))
+FIGURES = [*range(1, 14), 15]
 
 
 @pytest.fixture(scope="module")

@@ -52,7 +52,7 @@ def test_generate_shows_progress_results_and_thumbnails(panel: PromptPanel,
         assert "data:image/jpeg;base64," in markup
         assert f'href="{image.url}"' in markup  # the thumbnail opens the full image
         assert "a lighthouse at dusk" in markup and result.task_id in markup
-        assert set(card_buttons(card)) == {"Use as input", "Save", "Run again"}
+        assert set(card_buttons(card)) == {"Use as input", "+", "Save", "Run again"}
     row = panel.runs_box.children[0].children[0].value
     assert "#1 done" in row and "2 images" in row and result.task_id in row
     assert panel.runs[-1].cancel_button.layout.display == "none"  # nothing left to cancel

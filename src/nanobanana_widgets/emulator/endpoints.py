@@ -66,6 +66,7 @@ def _validate(payload: dict[str, Any]) -> tuple[int, str, str] | None:
             resolution=payload.get("resolution"),
             image_urls=image_urls,
             callback_url=payload.get("callback_url"),
+            images_field="image_urls",
         )
     except InvalidParameterError as exc:
         return 400, "bad_request", exc.message

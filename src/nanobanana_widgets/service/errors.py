@@ -12,6 +12,7 @@ from typing import Any, Final, TypeVar
 
 from nanobanana_widgets.service.answers import UnreadableAnswer, parse_json
 from nanobanana_widgets.service.secrets import scrub
+from nanobanana_widgets.service.shown import notebook_lines
 from nanobanana_widgets.service.status import reason_in
 from nanobanana_widgets.service.text import clean_text, short_repr, shorten
 
@@ -86,6 +87,11 @@ class NanoBananaError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the error's class and message, the
+        user's line that led to it and how to see the full traceback (``%tb verbose``)."""
+        return notebook_lines(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (

@@ -8,6 +8,12 @@ runner's threads and the client's poller, always through one
 :class:`~nanobanana_widgets.widgets._ui.Painter`: a cell's version is its stage's rank
 (queued, sending, waiting with its seconds, finished), so a late "waiting" never covers a
 finished cell. ``Grid.open(grid_id)`` rebuilds the matrix from the history, without network.
+
+While waiting, a cell keeps the room its images will take (from the aspect ratio), so the
+page does not jump when they arrive; one clock (a
+:class:`~nanobanana_widgets.widgets._ui.Ticker`) moves the status line and the waiting
+cells on together. A failed cell that may be sent again shows "Retry"; ``grid.retry()``
+retries every such cell, each as a new attempt tagged with the same cell in the history.
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ from nanobanana_widgets.render.grid import (
     column_head_html,
     column_label,
     corner_html,
+    grid_status_text,
     grid_styles,
     grid_title_html,
+    not_resent_note,
     plan_html,
     record_caption,
     record_cell_title,
@@ -46,7 +54,13 @@ from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError,
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, Record
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded
+from nanobanana_widgets.widgets.grid.cells import (
+    CELL_THUMB_SIDE,
+    CellSlots,
+    thumb_side,
+    waiting_html,
+)
 from nanobanana_widgets.widgets.grid.plan import (
     DEFAULT_MAX_CALLS,
     Cell,
@@ -56,27 +70,25 @@ from nanobanana_widgets.widgets.grid.plan import (
     latest_by_cell,
     plan_from_records,
 )
-from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome
+from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome, resendable
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client
 
 __all__ = ["CELL_THUMB_SIDE", "Grid", "record_images"]
 
-CELL_THUMB_SIDE = 256
-"""Longest side, in pixels, of a cell's thumbnail (160 when a cell holds several images)."""
-
 _QUEUED, _SENDING, _WAITING, _FINISHED = 1, 2, 3, 9
 """Ranks of a cell's stages: the first number of its painted version."""
 
 
-def _thumb_side(n_images: int) -> int:
-    return CELL_THUMB_SIDE if n_images == 1 else 160
+def _failed(outcome: Outcome) -> bool:
+    """Whether a finished cell has no image to show."""
+    return not (isinstance(outcome, Result) and outcome.images)
 
 
 def record_images(rec: Record) -> list[CellImage]:
     """A recorded cell's images: its local copies' thumbnails, else the stored ones."""
-    side = _thumb_side(len(rec.results))
+    side = thumb_side(len(rec.results))
     out: list[CellImage] = []
     for r in rec.results:
         link = safe_link(r.url)
@@ -132,6 +144,8 @@ class Grid(w.VBox):  # type: ignore[misc]
         self._finished = threading.Event()
         self._started_at: float | None = None
         self._thumbs: concurrent.futures.ThreadPoolExecutor | None = None
+        self._thumbs_closed = False
+        self._note = ""
         self._reopened = records is not None
         self.state = "reopened" if self._reopened else "ready"
 
@@ -155,7 +169,10 @@ class Grid(w.VBox):  # type: ignore[misc]
         self.status_row = w.HBox([self.status_line, self.cancel_button],
                                  layout=w.Layout(width="100%", align_items="center"))
         self._cell_widgets: dict[Cell, w.HTML] = {}
+        self._waiting_since: dict[Cell, float] = {}
+        self._clock = Ticker(self._tick, interval=1.0, name=f"nbw-grid-{self.id}-clock")
         self.matrix = self._build_matrix()
+        self._slots_ui = CellSlots(self.matrix, self._cell_widgets, self._report)
         super().__init__(
             [w.HTML(grid_styles(), layout=w.Layout(display="none")), ViewSync(self),
              self.title, self.plan_line, self.budget_row, self.status_row, self.matrix],
@@ -194,7 +211,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         for row, prompt in enumerate(p.prompts):
             children.append(w.HTML(row_head_html(prompt, row), layout=w.Layout(min_width="0")))
             for slot in self._slots[row * n:(row + 1) * n]:
-                cell_widget = w.HTML(cell_waiting_html("not started", spin=False),
+                cell_widget = w.HTML(self._waiting_html(slot, "not started", spin=False),
                                      layout=w.Layout(min_width="0", padding="4px"))
                 cell_widget.add_class("nbw-matrix-cell")
                 self._cell_widgets[slot.cell] = cell_widget
@@ -242,6 +259,45 @@ class Grid(w.VBox):  # type: ignore[misc]
             text += f", {replayed} replayed from the history"
         return text
 
+    def retry_button(self, cell: Cell) -> w.Button | None:
+        """The "Retry" button under a failed ``cell`` (``None`` when it has none)."""
+        return self._slots_ui.retry_button(cell)
+
+    def retry(self, cells: list[Cell] | None = None) -> list[Cell]:
+        """Send failed cells again (all of them by default), each as a new attempt tagged
+        with the same cell in the history; returns the cells sent again.
+
+        A cell whose task was sent and may still finish (and be billed) is not sent again;
+        the status line says so (``grid.history.resume()`` looks those up)."""
+        if self.state == "awaiting confirmation":
+            raise NanoBananaError("This grid has not started: confirm it first "
+                                  "(grid.confirm()).", code="not_confirmed")
+        outcomes = self.runner.outcomes
+        wanted = set(cells) if cells is not None else None
+        failed = [s for s in self._slots if s.cell in outcomes
+                  and _failed(outcomes[s.cell]) and (wanted is None or s.cell in wanted)]
+        chosen = [s for s in failed if resendable(outcomes[s.cell])]
+        kept = len(failed) - len(chosen)
+        if chosen:
+            now = time.monotonic()
+            with self._lock:
+                self.state = "running"
+                self._finished.clear()
+                self._started_at = self._started_at or now
+            for slot in chosen:
+                self._painter.forget(("cell", slot.tag))
+                self._waiting_since[slot.cell] = now
+                self._paint_cell(slot, (_QUEUED,), self._waiting_html(slot, "queued again",
+                                                                      spin=False))
+            self._ensure_thumbs()
+            self._paint_buttons(budget=False, cancel=True)
+            self.runner.retry(chosen)
+            self._clock.start()
+        with self._lock:
+            self._note = not_resent_note(kept)
+        self._paint_status()
+        return [s.cell for s in chosen]
+
     def confirm(self) -> Grid:
         """Start a grid that waits for confirmation (no effect once started)."""
         if self.state == "awaiting confirmation":
@@ -255,7 +311,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         with self._lock:
             if self.state == "awaiting confirmation":
                 self.state = "cancelled"
-                self._paint_buttons(2, budget=False, cancel=False)
+                self._paint_buttons(budget=False, cancel=False)
                 self._finished.set()
         self._paint_status()
 
@@ -313,11 +369,35 @@ class Grid(w.VBox):  # type: ignore[misc]
             self._started_at = time.monotonic()
         self._paint_buttons(1, budget=False, cancel=True)
         for slot in self._slots:
-            self._paint_cell(slot, (_QUEUED,), cell_waiting_html("queued", spin=False))
+            self._waiting_since[slot.cell] = self._started_at
+            self._paint_cell(slot, (_QUEUED,), self._waiting_html(slot, "queued", spin=False))
         self._paint_status()
-        self._thumbs = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs")
+        self._ensure_thumbs()
         self.runner.start()
+        self._clock.start()
+
+    def _ensure_thumbs(self) -> None:
+        with self._lock:
+            if self._thumbs is None or self._thumbs_closed:
+                self._thumbs, self._thumbs_closed = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs"), False
+
+    def _waiting_html(self, slot: Slot, text: str, *, spin: bool = True) -> str:
+        return waiting_html(slot.cell, self.plan.count, text, spin=spin)
+
+    def _tick(self) -> bool:
+        """The grid's clock: the status line and the waiting cells, from one reading."""
+        now = time.monotonic()
+        outcomes = self.runner.outcomes
+        for slot in self._slots:
+            since = self._waiting_since.get(slot.cell)
+            if since is None or slot.cell in outcomes:
+                continue
+            version = self._painter.version(("cell", slot.tag))
+            if version is not None and version[0] >= _WAITING:
+                self._paint_waiting(slot, now - since)
+        self._paint_status(now=now)
+        return self.runner.running
 
     def _client_now(self) -> Client:
         if self._client is None:
@@ -328,9 +408,19 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     def _on_progress(self, slot: Slot, stage: str, secs: int) -> None:
         if stage == "sending":
-            self._paint_cell(slot, (_SENDING,), cell_waiting_html("sending…"))
-        else:
-            self._paint_cell(slot, (_WAITING, secs), cell_waiting_html(f"waiting {secs} s"))
+            self._paint_cell(slot, (_SENDING,), self._waiting_html(slot, "sending…"))
+            return
+        version = self._painter.version(("cell", slot.tag))
+        if version is not None and version[0] >= _WAITING:
+            return  # waiting already: the grid's clock moves it on, with the status line
+        since = self._waiting_since.get(slot.cell)
+        self._paint_waiting(slot, time.monotonic() - since if since is not None else secs)
+
+    def _paint_waiting(self, slot: Slot, elapsed: float) -> None:
+        """A waiting cell with the grid's clock (the status line shows the same time)."""
+        tenths = int(elapsed * 10)
+        self._paint_cell(slot, (_WAITING, tenths),
+                         self._waiting_html(slot, f"waiting {seconds(tenths / 10)}"))
 
     def _on_outcome(self, slot: Slot, outcome: Outcome) -> None:
         if isinstance(outcome, Result) and outcome.images:
@@ -344,20 +434,23 @@ class Grid(w.VBox):  # type: ignore[misc]
         else:
             reason = outcome if not isinstance(outcome, Result) else (
                 outcome.error or NanoBananaError(f"No image (status {outcome.status})."))
-            self._paint_cell(slot, (_FINISHED,), cell_error_html(reason, self._title(slot)))
+            self._paint_cell(slot, (_FINISHED,), cell_error_html(reason, self._title(slot)),
+                             retry=resendable(outcome))
         self._paint_status()
 
     def _on_end(self) -> None:
-        if self._thumbs is not None:
-            self._thumbs.shutdown(wait=True)  # every thumbnail is painted before wait() returns
+        with self._lock:
+            pool, self._thumbs_closed = self._thumbs, True
+        if pool is not None:
+            pool.shutdown(wait=True)  # every thumbnail is painted before wait() returns
         with self._lock:
             self.state = "cancelled" if self.runner.cancelled else "done"
-        self._paint_buttons(2, budget=False, cancel=False)
+        self._paint_buttons(budget=False, cancel=False)
         self._paint_status()
         self._finished.set()
 
     def _paint_result(self, slot: Slot, result: Result) -> None:
-        side = _thumb_side(len(result.images))
+        side = thumb_side(len(result.images))
         images: list[CellImage] = []
         for image in result.images:
             try:
@@ -394,50 +487,54 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     # --- painting ----------------------------------------------------------------------
 
-    def _paint_cell(self, slot: Slot, version: tuple[int, ...], markup: str) -> None:
+    def _paint_cell(self, slot: Slot, version: tuple[int, ...], markup: str, *,
+                    retry: bool = False) -> None:
+        """Paint a cell (with a "Retry" button under it when ``retry``)."""
         widget = self._cell_widgets[slot.cell]
-        self._painter.paint(("cell", slot.tag), version,
-                            lambda: setattr(widget, "value", markup))
+        cell = slot.cell
 
-    def _paint_buttons(self, phase: int, *, budget: bool, cancel: bool) -> None:
-        """Show the budget row and the Cancel button as ``phase`` (0 waiting for a
-        confirmation, 1 running, 2 ended) has them."""
+        def apply() -> None:
+            widget.value = markup
+            if retry:
+                self._slots_ui.show_retry(cell, lambda: self.retry([cell]))
+            else:
+                self._slots_ui.hide_retry(cell)
+
+        self._painter.paint(("cell", slot.tag), version, apply)
+
+    def _paint_buttons(self, _phase: int = 0, *, budget: bool, cancel: bool) -> None:
+        """Show the budget row and the Cancel button (each call a newer state)."""
         def apply() -> None:
             self.budget_row.layout.display = "flex" if budget else "none"
             self.cancel_button.layout.display = "flex" if cancel else "none"
 
-        self._painter.paint(("buttons",), (phase,), apply)
-
-    def _paint_status(self, problem: str | None = None) -> None:
-        """Paint the status line as the grid is now (or ``problem``), at a new revision."""
         with self._lock:
             self._revision += 1
             revision = self._revision
-            text = problem if problem is not None else self._status_text()
+        self._painter.paint(("buttons",), (revision,), apply)
+
+    def _paint_status(self, problem: str | None = None, *, note: str | None = None,
+                      now: float | None = None) -> None:
+        """Paint the status line as the grid is now (or ``problem``), at a new revision;
+        ``note`` is said after it until the next change of state."""
+        with self._lock:
+            self._revision += 1
+            revision = self._revision
+            if note is not None:
+                self._note = note
+            text = problem if problem is not None else self._status_text(now)
+            if problem is None and self._note:
+                text += " " + self._note
         markup = status_line_html(text, error=problem is not None)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status_line, "value", markup))
 
-    def _status_text(self) -> str:
-        state = self.state
-        if state == "awaiting confirmation":
-            text = "Waiting for confirmation; nothing has been sent."
-        elif state == "ready":
-            text = "Not started."
-        elif state == "reopened":
-            text = f"From the history: {self.summary}."
-        else:
-            text = self.summary
-            if self._started_at is not None:
-                text += f" · {seconds(time.monotonic() - self._started_at)}"
-            if state == "running":
-                text = "Running: " + text
-            elif state == "cancelled":
-                text = ("Cancelled: " + text + ". Submitted tasks may still run and be billed; "
-                        "history.resume() looks them up.")
-            else:
-                text = "Done: " + text
-        return text + ("" if text.endswith(".") else ".")
+    def _status_text(self, now: float | None = None) -> str:
+        elapsed = None
+        if self._started_at is not None:
+            elapsed = (time.monotonic() if now is None else now) - self._started_at
+        return grid_status_text(self.state, self.summary, elapsed=elapsed,
+                                sent=self.runner.sent)
 
     def _report_start(self, exc: BaseException) -> None:
         self._paint_status(f"Could not start: {describe_error(exc)}")
@@ -451,6 +548,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         outcomes: dict[Cell, Outcome] = {}
         for slot in self._slots:
             rec = records.get(slot.tag)
+            retry = False
             if rec is None:
                 markup = cell_waiting_html("not recorded", spin=False)
             elif rec.status == "succeeded":
@@ -462,9 +560,10 @@ class Grid(w.VBox):  # type: ignore[misc]
                          NanoBananaError(f"The request {rec.status}.", task_id=rec.task_id))
                 outcomes[slot.cell] = error
                 markup = cell_error_html(error, record_cell_title(rec, slot.tag))
+                retry = rec.status == "failed" and resendable(error)
             else:
                 markup = cell_waiting_html(
-                    "still running when last recorded; history.resume() looks it up",
+                    "still running when last recorded; grid.history.resume() looks it up",
                     spin=False)
-            self._paint_cell(slot, (_FINISHED,), markup)
+            self._paint_cell(slot, (_FINISHED,), markup, retry=retry)
         self.runner.restore(outcomes)
