@@ -25,6 +25,7 @@ from typing import Any
 
 import anywidget
 import ipywidgets as w
+import traitlets
 
 __all__ = ["Painter", "ViewSync", "close_tree", "guarded", "widget_tree"]
 
@@ -81,6 +82,10 @@ class ViewSync(anywidget.AnyWidget):
     """Invisible: once rendered, the view holding it gets its current state sent again."""
 
     _esm = (_STATIC / "view_sync.js").read_text(encoding="utf-8")
+
+    static_css = traitlets.Unicode(
+        "", help="CSS the view puts on the page while shown (hides its static rendition)"
+    ).tag(sync=True)
 
     def __init__(self, view: w.Widget, **kwargs: Any) -> None:
         super().__init__(**kwargs)
