@@ -16,10 +16,13 @@ from typing import Any
 
 import ipywidgets as w
 
+from nanobanana_widgets.images import extension_for
+from nanobanana_widgets.render.links import download_link_html, relative_href
 from nanobanana_widgets.render.panel import full_image_html, result_card_html
-from nanobanana_widgets.render.results import safe_link
 from nanobanana_widgets.service.errors import describe_error
+from nanobanana_widgets.service.text import data_uri
 from nanobanana_widgets.service.types import GeneratedImage
+from nanobanana_widgets.widgets._static import image_link
 from nanobanana_widgets.widgets._ui import Painter, guarded
 from nanobanana_widgets.widgets.panel.runs import Level, Thumb
 
@@ -71,9 +74,10 @@ class Gallery:
         """A result's card: thumbnail, prompt, parameters, and Open (data URLs), Use as
         input, Save and Run again."""
         image = thumb.image
-        is_link = safe_link(image.url) is not None
+        link = image_link(image) if thumb.jpeg is not None else None
+        is_link = link is not None
         caption = w.HTML(result_card_html(image, thumb.jpeg, error=thumb.error,
-                                          run_number=thumb.run_number))
+                                          run_number=thumb.run_number, link=link))
         small = w.Layout(width="auto")
         use = w.Button(description="Use as input", icon="arrow-up", layout=small,
                        tooltip="Add this image to the edit inputs and switch to Edit")
@@ -90,26 +94,41 @@ class Gallery:
         if thumb.jpeg is None:
             use.disabled = True
         use.on_click(self._guard(lambda _b: self._on_use(thumb)))
-        save.on_click(self._guard(lambda _b: self._run_job(self.save, image)))
+        download = w.HTML(layout=w.Layout(display="none"))
+        save.on_click(self._guard(lambda _b: self._run_job(self.save, image, download)))
         again.on_click(self._guard(lambda _b: self._on_again(image)))
         bar = w.Box(buttons, layout=w.Layout(display="flex", flex_flow="row wrap",
                                              width="100%"))
         bar.add_class("nbw-gap-s")
-        card = w.VBox([caption, bar], layout=w.Layout(width="272px", max_width="100%"))
+        card = w.VBox([caption, bar, download],
+                      layout=w.Layout(width="272px", max_width="100%"))
         card.add_class("nbw-result-card")
         return card
 
-    def save(self, image: GeneratedImage) -> None:
-        """Save the full image with its metadata into ``save_dir``."""
+    def save(self, image: GeneratedImage, download: w.HTML | None = None) -> None:
+        """Save the full image with its metadata into ``save_dir``; ``download`` (the
+        card's) then offers it as a browser download."""
         self.save_dir.mkdir(parents=True, exist_ok=True)
         path = image.save(self.save_dir)
         self._notify(f"Saved {path}.", "success")
+        href = relative_href(path, Path.cwd()) or image_link(image)
+        if download is None or href is None:
+            return
+        markup = download_link_html(href, path.name)
+
+        def apply() -> None:
+            download.value = markup
+            download.layout.display = None
+
+        self._painter.paint(("download", id(download)), (1,), apply)
 
     def open_full(self, image: GeneratedImage) -> None:
         """Show the full image on demand; Close drops it from the widget state again."""
-        src = image.url if image.url.startswith("data:image/") else ""
-        if not src:
-            raise ValueError("this image has no viewable URL")
+        if image.url.startswith("data:image/"):
+            src = image.url
+        else:  # the bytes are in memory (its thumbnail was made from them)
+            data = image.bytes()
+            src = data_uri(data, "image/" + extension_for(data).lstrip(".").replace("jpg", "jpeg"))
         close = w.Button(description="Close", icon="times", layout=w.Layout(width="auto"))
         view = w.HTML(full_image_html(src))
 

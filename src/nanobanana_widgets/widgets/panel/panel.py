@@ -32,11 +32,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 
 from nanobanana_widgets.images import thumbnail
-from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML
+from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML, result_card_html
+from nanobanana_widgets.render.static import cards_html, static_frame, static_styles
 from nanobanana_widgets.service.errors import ImageInputError, describe_error
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
 from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._static import StaticRendition, image_link
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_tree, guarded
 from nanobanana_widgets.widgets.panel.controls import CONTROL_NAMES, Controls, ControlState
 from nanobanana_widgets.widgets.panel.gallery import Gallery
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["PromptPanel"]
 
 _DEFAULT_KEYS = frozenset({*CONTROL_NAMES, "inputs"})
+STATIC_RESULTS = 24
+"""Newest results a saved copy of the panel shows (every one stays in the history)."""
 
 
 class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
@@ -126,6 +130,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         if "inputs" in defaults:
             self.inputs = defaults["inputs"]
         self._build_history_strip()
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the panel a saved notebook shows (:meth:`static_html`)."""
 
     # --- building ----------------------------------------------------------------------
 
@@ -353,6 +359,7 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         finally:
             if not isinstance(run.error, PanelMistake):
                 self._refresh_strip_after(run)
+            self.static.update()
 
     def _refresh_strip_after(self, run: PanelRun) -> None:
         """Show the finished run in the history strip (its record is written by now)."""
@@ -366,6 +373,25 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         except Exception as exc:  # the run's outcome is shown; say why the strip is not
             self.notify(f"The history strip could not be updated: {describe_error(exc)}",
                         "warning")
+
+    def static_html(self) -> str:
+        """The panel as a saved notebook shows it: the status messages, the newest results
+        (thumbnails with prompt and parameters, linked to full-size copies beside the
+        notebook) and the history strip."""
+        thumbs = [t for run in reversed(self._runner.runs) for t in run.thumbs]
+        cards = [result_card_html(t.image, t.jpeg, error=t.error, run_number=t.run_number,
+                                  link=image_link(t.image) if t.jpeg is not None else None)
+                 for t in thumbs[:STATIC_RESULTS]]
+        more = len(thumbs) - len(cards)
+        parts = [f"<div>{TITLE_HTML}</div>", f'<div class="nbw-status">{self.status_area.value}'
+                 "</div>", cards_html(cards)]
+        if more > 0:
+            parts.append(f'<div class="nbw-muted">and {more} older result(s), in the history'
+                         "</div>")
+        if self.history_strip is not None:
+            parts.append(self.history_strip.static_html())
+        return static_frame(self.static.view_id, "panel", "".join(parts),
+                            styles=static_styles("panel"))
 
     # --- handlers -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import ipywidgets as w
 from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.render.static import rows_html
 from nanobanana_widgets.render.strip import (
     error_headline,
     record_summary,
@@ -317,6 +318,15 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
     def _call(callback: Callback | None, rec: Record) -> None:
         if callback is not None:
             callback(rec)
+
+    def static_html(self) -> str:
+        """The strip as a saved notebook shows it: its title and the rows shown (the same
+        markup, thumbnails included)."""
+        with self._lock:
+            rows = [self._rows[rec.id][0][0] for rec in self._records if rec.id in self._rows]
+            title = self.title.value
+        return (f'<div class="nbw-static-hstrip" style="margin-top:8px;">'
+                f'<div style="margin-bottom:4px;">{title}</div>{rows_html(rows)}</div>')
 
     # --- errors and lifecycle --------------------------------------------------------
 
