@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
@@ -41,11 +43,13 @@ from nanobanana_widgets.render.grid import (
     status_line_html,
 )
 from nanobanana_widgets.render.parts import seconds
-from nanobanana_widgets.render.results import data_uri, safe_link, thumbnail_data_uri
+from nanobanana_widgets.render.results import data_uri, thumbnail_data_uri
+from nanobanana_widgets.render.static import matrix_html, static_frame, static_styles
 from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._static import StaticRendition, image_link, record_image_link
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
 from nanobanana_widgets.widgets.grid.plan import (
     DEFAULT_MAX_CALLS,
@@ -56,6 +60,7 @@ from nanobanana_widgets.widgets.grid.plan import (
     latest_by_cell,
     plan_from_records,
 )
+from nanobanana_widgets.widgets.grid.report import write_grid_report
 from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome
 
 if TYPE_CHECKING:
@@ -79,7 +84,7 @@ def record_images(rec: Record) -> list[CellImage]:
     side = _thumb_side(len(rec.results))
     out: list[CellImage] = []
     for r in rec.results:
-        link = safe_link(r.url)
+        link = record_image_link(r, rec.task_id)
         try:
             if r.local and r.path is not None:
                 out.append((data_uri(thumbnail(r.path, max_side=side)), link, None))
@@ -161,6 +166,8 @@ class Grid(w.VBox):  # type: ignore[misc]
              self.title, self.plan_line, self.budget_row, self.status_row, self.matrix],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the grid a saved notebook shows (:meth:`static_html`)."""
 
         if records is not None:
             self._fill_from_records(records)
@@ -361,10 +368,10 @@ class Grid(w.VBox):  # type: ignore[misc]
         images: list[CellImage] = []
         for image in result.images:
             try:
-                images.append((thumbnail_data_uri(image, max_side=side), safe_link(image.url),
+                images.append((thumbnail_data_uri(image, max_side=side), image_link(image),
                                None))
             except Exception as exc:
-                images.append((None, safe_link(image.url),
+                images.append((None, image_link(image),
                                f"Image not shown: {describe_error(exc)}"))
         bits = []
         elapsed = result.timings.elapsed
@@ -417,6 +424,25 @@ class Grid(w.VBox):  # type: ignore[misc]
         markup = status_line_html(text, error=problem is not None)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status_line, "value", markup))
+        self.static.update()
+
+    def static_html(self) -> str:
+        """The grid as a saved notebook shows it: title, plan, status and the matrix with
+        every cell as painted (thumbnails linked to full-size copies, errors, waiting)."""
+        cells = {id(widget) for widget in self._cell_widgets.values()}
+        parts = [(child.value, int(str(child.layout.grid_column or "span 1").split()[-1]),
+                  "nbw-matrix-cell" if id(child) in cells else "")
+                 for child in self.matrix.children]
+        budget = self.budget_line.value if self.budget_row.layout.display != "none" else ""
+        body = (self.title.value + self.plan_line.value + budget + self.status_line.value
+                + matrix_html(parts, self.matrix.layout.grid_template_columns))
+        return static_frame(self.static.view_id, "matrix", body,
+                            styles=static_styles("frame", "grid"))
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the grid as one HTML page readable offline (see
+        :func:`~nanobanana_widgets.widgets.grid.report.write_grid_report`); returns its path."""
+        return write_grid_report(self, path, embed=embed)
 
     def _status_text(self) -> str:
         state = self.state
