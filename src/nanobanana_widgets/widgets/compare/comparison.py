@@ -31,10 +31,13 @@ thumbnails of at most 512 px, and every user-supplied string is escaped.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -53,11 +56,14 @@ from nanobanana_widgets.render.compare import (
     word_diff,
 )
 from nanobanana_widgets.render.results import data_uri, thumbnail_data_uri
+from nanobanana_widgets.render.static import cards_html, static_frame, static_styles
 from nanobanana_widgets.service.errors import InvalidParameterError, NanoBananaError, describe_error
 from nanobanana_widgets.service.text import parse_data_uri
 from nanobanana_widgets.session import default_history
 from nanobanana_widgets.store import History, Pick, Record
+from nanobanana_widgets.widgets._static import StaticRendition, source_link
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets.compare.report import write_comparison_report
 from nanobanana_widgets.widgets.compare.sides import (
     Side,
     default_labels,
@@ -112,8 +118,10 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self._thumbs: list[str | None] = []
         self._problems: list[str | None] = []
         self._aspect: list[tuple[int, int] | None] = []
+        self._links: list[str | None] = []
         for side in self.sides:
             self._make_thumb(side)
+            self._links.append(source_link(side.source, side.link))
         self._uid = f"nbw-cmp-{uuid.uuid4().hex[:10]}"
 
         self.title = w.HTML(comparison_title_html(self.sides, self.id, edit=edit))
@@ -121,7 +129,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self.buttons: list[w.Button] = []
         first = self.sides[0].params
         for i, side in enumerate(self.sides):
-            body = w.HTML(card_html(side, self._thumbs[i], self._problems[i],
+            body = w.HTML(card_html(self._linked(i), self._thumbs[i], self._problems[i],
                                     first=first if i else None),
                           layout=w.Layout(width="100%"))
             button = w.Button(description=f"{side.label} is better"[:60],
@@ -168,6 +176,8 @@ class Comparison(w.VBox):  # type: ignore[misc]
                                                    overflow="hidden"))
         self.add_class("nbw-cmp")
         self.add_class(self._uid)
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the comparison a saved notebook shows (:meth:`static_html`)."""
 
     def _make_thumb(self, side: Side) -> None:
         uri: str | None = None
@@ -293,6 +303,32 @@ class Comparison(w.VBox):  # type: ignore[misc]
         markup = pick_status_html(text, css)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status, "value", markup))
+        self.static.update()
+
+    def _linked(self, i: int) -> Side:
+        """Side ``i`` with a link that lasts (its full-size copy beside the notebook)."""
+        return dataclasses.replace(self.sides[i], link=self._links[i])
+
+    def static_html(self) -> str:
+        """The comparison as a saved notebook shows it: the images side by side with their
+        labels, prompts and parameters, the prompt changes and the pick."""
+        first = self.sides[0].params
+        cards = [card_html(self._linked(i), self._thumbs[i], self._problems[i],
+                           first=first if i else None) for i in range(len(self.sides))]
+        body = (self.title.value + cards_html(cards, picked=self._picked, width=296)
+                + self.diff.value + self.status.value)
+        return static_frame(self.static.view_id, "cmp", body,
+                            styles=static_styles("frame", "compare"))
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the comparison as one HTML page readable offline (see
+        :func:`~nanobanana_widgets.widgets.compare.report.write_comparison_report`);
+        returns its path."""
+        labels = ", ".join(s.label for s in self.sides)
+        return write_comparison_report(
+            self.sides, self._thumbs, self._problems, picked=self._picked,
+            header=self.title.value, diff=self.diff.value, status=self.status.value,
+            title=f"Comparison {self.id}: {labels}", path=path, embed=embed)
 
     def _history_for_pick(self) -> History | None:
         if self._history is not None:
