@@ -35,6 +35,8 @@ STATIC_NOTE = "Saved copy of an interactive view: run the notebook for the live 
 """What a rendition says under itself."""
 
 _ROOTS = re.compile(r"\.nbw-(panel|cmp|matrix|hstrip)(?![\w-])")
+_COMMENTS = re.compile(r"/\*.*?\*/", re.DOTALL)
+_SPACE = re.compile(r"\s*\n\s*")
 _ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -56,7 +58,7 @@ def static_styles(*sheets: str) -> str:
     ``render/static``), their root classes renamed (``.nbw-panel`` → ``.nbw-static-panel``)
     so that a rendition never matches what is meant for a live view, nor the reverse."""
     text = css("static") + "".join(_ROOTS.sub(r".nbw-static-\1", css(name)) for name in sheets)
-    return f"<style>{text}</style>"
+    return f"<style>{_SPACE.sub(' ', _COMMENTS.sub('', text)).strip()}</style>"
 
 
 def static_frame(view_id: str, kind: str, body: str, *, styles: str,

@@ -281,7 +281,8 @@ class StaticRendition:
         self._send()
 
     def _send(self, *, again: bool = False) -> None:
-        if self._view() is None:
+        view = self._view()
+        if view is None or view.comm is None:  # closed: its copy keeps its last state
             return
         with self._send_lock:
             with self._lock:
