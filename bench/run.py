@@ -26,11 +26,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(HERE.parent))
 
-from bench import local, network, notebooks  # noqa: E402
+from bench import local, network, notebooks, static  # noqa: E402
 from bench.common import Figure, Sizes  # noqa: E402
 
 DEFAULT_OUTPUT = HERE / "RESULTS.md"
-FIGURES = tuple(range(1, 10))
+FIGURES = (*range(1, 10), 14)
 
 TITLES = {
     1: "16-cell grid at L = 5 s: wall time / L",
@@ -42,6 +42,7 @@ TITLES = {
     7: "history of 10,000 records: open, filter, render its HTML view",
     8: "client overhead per call against a bare requests.post (latency 0)",
     9: "import nanobanana_widgets against import ipywidgets",
+    14: "nbconvert HTML bytes per image: 2×2 grid, comparison, panel with 4 results",
 }
 SHORTFALLS: dict[int, str] = {
     # Filled in when a figure misses its target and the cause is known: what would fix it.
@@ -124,6 +125,7 @@ def measure(wanted: Sequence[int], sizes: Sizes, workdir: Path,
     attempt((7,), lambda: local.history_view(sizes, workdir))
     attempt((8,), lambda: network.overhead(sizes))
     attempt((9,), lambda: local.import_time(sizes))
+    attempt((14,), lambda: static.static_export(sizes, workdir))
     return [figures[n] for n in sorted(figures) if n in wanted]
 
 
@@ -187,7 +189,8 @@ def parse_only(text: str | None) -> list[int]:
     wanted = sorted({int(part) for part in text.split(",") if part.strip()})
     bad = [n for n in wanted if n not in FIGURES]
     if bad:
-        raise SystemExit(f"--only: no figure {bad[0]}; figures are 1 to 9")
+        raise SystemExit(f"--only: no figure {bad[0]}; figures are "
+                         f"{', '.join(map(str, FIGURES))}")
     return wanted
 
 
