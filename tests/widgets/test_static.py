@@ -72,10 +72,6 @@ def hrefs(markup: str) -> list[str]:
     return re.findall(r'href="([^"]+)"', markup)
 
 
-def view_sync(view: w.Widget) -> ViewSync:
-    return next(c for c in _static.widget_tree(view) if isinstance(c, ViewSync))
-
-
 # --- the mechanism ---------------------------------------------------------------------------
 
 
@@ -90,8 +86,13 @@ def test_display_sends_the_live_widget_then_its_copy_under_a_display_id(
     assert not update
     cls = f"nbw-static-{small_grid.static.view_id}"
     assert f'class="nbw-static {cls}"' in copy["text/html"]
-    # the live view hides exactly this copy while it is shown
-    assert view_sync(small_grid).static_css.startswith(f".{cls}{{display:none")
+    # the live view hides exactly this copy while it is shown, with a core widget (it
+    # renders wherever the view does), kept among the view's children
+    marker = small_grid.static.marker
+    assert marker in small_grid.children and marker.layout.display == "none"
+    assert marker.value.startswith(f"<style>.{cls}{{display:none")
+    small_grid.children = small_grid.children[:-1]
+    assert small_grid.children[-1] is marker
     assert "nbw-view" in small_grid._dom_classes
 
 

@@ -3,8 +3,8 @@
 A view's notebook output carries, beside the widget, a ``text/html`` copy of the view's
 current state, made from the same render functions as the live view (the same cards, cells
 and rows, the same thumbnails). nbconvert, GitHub, nbviewer and a notebook reopened without
-its kernel show this copy; where the live view is on the page, its ``ViewSync`` hides it
-with :func:`hide_static_css`.
+its kernel show this copy; where the live view is on the page, a hidden marker among its
+widgets hides it with :func:`hide_static_css`.
 
 These are the frame and the layouts the renditions share; the parts come from each view's
 render module. Pure functions over strings (already escaped HTML parts) and plain values;

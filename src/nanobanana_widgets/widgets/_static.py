@@ -4,14 +4,15 @@ links to full-size copies that any front end can reach, and Colab's widget manag
 **Static renditions.** A view that holds a :class:`StaticRendition` is displayed as two
 outputs: the live widget, and a ``text/html`` copy of the view's current state (made by the
 view's ``static_html()`` from the same render functions as the live view) under an IPython
-display id. When the view's state settles (a run, a grid, a pick), :meth:`StaticRendition.update`
-sends the copy again through that display id: throttled (at most one send per
-``interval``, the last one always sent), and only to the copy, so the live widget is never
-re-rendered (no flicker, no lost slider position). nbconvert, GitHub, nbviewer and a
-notebook reopened without its kernel show the copy; where the live view is shown, its
-``ViewSync`` hides the copy. A new view adopts all of it with one call in its
-``__init__``: ``self.static = StaticRendition(self, self.static_html)``, then
-``self.static.update()`` where its state settles.
+display id. A hidden marker among the view's children hides the copy wherever the live view
+is rendered (JupyterLab, Voilà, the HTML widget manager of an exported page). When the
+view's state settles (a run, a grid, a pick), :meth:`StaticRendition.update` sends the copy
+again through that display id: throttled (at most one send per ``interval``, the last one
+always sent), and only to the copy, so the live widget is never re-rendered (no flicker, no
+lost slider position). nbconvert, GitHub, nbviewer and a notebook reopened without its
+kernel show the copy. A new view adopts all of it with one call in its ``__init__``:
+``self.static = StaticRendition(self, self.static_html)``, then ``self.static.update()``
+where its state settles.
 
 **Links that last.** Outputs never link to the service's or the emulator's address (a
 loopback URL is dead once the process stops, and means the server on Binder). A full-size
@@ -212,14 +213,24 @@ class StaticRendition:
         self._last_sent = float("-inf")
         self._last_html: str | None = None
         self._timer: threading.Timer | None = None
-        sync = next((x for x in widget_tree(view) if isinstance(x, ViewSync)), None)
-        if sync is None:
-            raise TypeError(f"{type(view).__name__} holds no ViewSync: a static rendition "
-                            "needs one (it hides the copy where the live view is shown)")
-        sync.static_css = hide_static_css(self.view_id)
+        if not any(isinstance(x, ViewSync) for x in widget_tree(view)):
+            raise TypeError(f"{type(view).__name__} holds no ViewSync: every view needs one "
+                            "(see widgets._ui), and its links resolve through it")
+        self.marker = w.HTML(f"<style>{hide_static_css(self.view_id)}</style>",
+                             layout=w.Layout(display="none"))
+        """Hides the copy wherever the live view is shown (a core widget: it renders
+        wherever the view does, even where an anywidget module cannot load)."""
+        self.marker.add_class("nbw-static-marker")
         view.add_class("nbw-view")
+        view.children = (*view.children, self.marker)
+        view.observe(self._keep_marker, names="children")
         view._ipython_display_ = self._ipython_display_
         _renditions.add(self)
+
+    def _keep_marker(self, change: dict[str, Any]) -> None:
+        """The view's children were replaced: the marker stays among them."""
+        if self.marker not in change["new"]:
+            change["owner"].children = (*change["new"], self.marker)
 
     @property
     def shown(self) -> bool:

@@ -46,6 +46,7 @@ class SubmitKeys(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.layout.display = "none"  # invisible; where its module cannot load, so is the error
         self._on_submit = on_submit
         self._on_prompt = on_prompt
         self.on_msg(self._handle_message)

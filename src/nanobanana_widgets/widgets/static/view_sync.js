@@ -7,13 +7,10 @@
 // at "waiting" under a finished grid). Rendering happens after every model of the view
 // exists, so asking for the state again here closes that gap.
 //
-// Two more things a live view does while it is on the page:
-// - it hides its own static rendition (the saved copy of its state that sits in the next
-//   output) with the rule Python gives in `static_css`;
-// - links to full-size copies are relative to the notebook (they must work in a saved or
-//   exported notebook too). A widget's HTML is not resolved by the front end, so just
-//   before such a link is followed it is pointed at the server's files route
-//   (JupyterLab, Notebook 7, Voila). Elsewhere (a static page) it stays relative.
+// One more thing: links to full-size copies are relative to the notebook (they must work in
+// a saved or exported notebook too). A widget's HTML is not resolved by the front end, so
+// just before such a link is followed it is pointed at the server's files route
+// (JupyterLab, Notebook 7, Voila). Elsewhere (a static page) it stays relative.
 //
 // Without a kernel (the HTML widget manager of an exported page) `model.send` does
 // nothing, so nothing here can break a view.
@@ -94,19 +91,11 @@ function watchLinks() {
 function render({ model, el }) {
   el.classList.add("nbw-view-sync");
   el.style.display = "none";
-  const style = document.createElement("style");
-  el.appendChild(style);
-  const paint = () => {
-    style.textContent = model.get("static_css") || "";
-  };
-  paint();
-  model.on("change:static_css", paint);
   watchLinks();
   if (!asked.has(model)) {
     asked.add(model);
     model.send({ event: "rendered" });
   }
-  return () => model.off("change:static_css", paint);
 }
 
 export default { render };
