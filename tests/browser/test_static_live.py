@@ -13,16 +13,20 @@
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 
 try:
     from playwright.sync_api import expect
 except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
     expect = None  # type: ignore[assignment]
+
+from notebooks.static_export import IMAGES, VIEWS, Export, cell_index, execute_and_export
 
 from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
@@ -200,3 +204,53 @@ def test_full_size_links_reach_the_copy_through_the_server_and_save_downloads(
     assert download.suggested_filename == saved.name
     assert Path(download.path()).read_bytes() == saved.read_bytes()
     assert page.evaluate("() => window.__nbwCopySeen") == 0
+
+
+@pytest.fixture(scope="module")
+def saved_export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    done = execute_and_export(tmp_path_factory.mktemp("reopen"))
+    assert done.error is None, done.error
+    return done
+
+
+# Decoded images inside the static copy of the n-th code cell.
+_CELL_COPY_DECODED = """
+([n, want]) => {
+  const cell = document.querySelectorAll('.jp-CodeCell')[n];
+  const imgs = cell ? [...cell.querySelectorAll('.nbw-static img')] : [];
+  return imgs.length === want && imgs.every(i => i.complete && i.naturalWidth > 0);
+}
+"""
+
+
+@pytest.mark.parametrize("frontend", ["lab"])
+@pytest.mark.parametrize("theme", ["JupyterLab Light", "JupyterLab Dark"])
+def test_a_notebook_reopened_without_kernel_or_widget_state_shows_the_copies(
+        nb: NotebookPage, frontend: str, theme: str, saved_export: Export,
+        screenshot: Callable[..., Path]) -> None:
+    """Saved as JupyterLab saves by default (no widget state), reopened later: the widgets
+    cannot come back, their copies show, with images and links the server serves."""
+    notebook = saved_export.read()
+    notebook.metadata.pop("widgets", None)
+    folder = nb.root_dir / nb.name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(saved_export.folder / "nanobanana-files", folder / "nanobanana-files")
+    nb.path = folder / f"{nb.name}.ipynb"
+    nbformat.write(notebook, nb.path)
+    nb.open()
+    page = nb.page
+    page.evaluate("(t) => window.jupyterapp.commands.execute('apputils:change-theme', "
+                  "{theme: t})", theme)
+    page.wait_for_function("(t) => document.body.dataset.jpThemeName === t", arg=theme)
+    copies = page.locator(".nbw-static")
+    expect(copies).to_have_count(len(VIEWS))
+    for i, name in enumerate(VIEWS):
+        expect(copies.nth(i)).to_be_visible(timeout=30_000)
+        page.wait_for_function(_CELL_COPY_DECODED, arg=[cell_index(name), IMAGES[name]])
+    # JupyterLab resolves the copy's relative link (as saved) to its files route.
+    url = page.locator(".nbw-static-matrix a").first.get_attribute("href")
+    assert url is not None and re.search(rf"/files/{re.escape(nb.name)}/nanobanana-files/", url)
+    assert page.evaluate("async (u) => (await fetch(u)).status", url) == 200
+    tag = "dark" if "Dark" in theme else "light"
+    screenshot(copies.nth(0), f"static-reopened-panel-{tag}")
+    screenshot(copies.nth(2), f"static-reopened-grid-{tag}")

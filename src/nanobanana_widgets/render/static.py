@@ -34,6 +34,13 @@ __all__ = [
 STATIC_NOTE = "Saved copy of an interactive view: run the notebook for the live widget."
 """What a rendition says under itself."""
 
+_BORDER = "1px solid rgba(128,128,128,0.35)"  # no var(): sanitizers drop it
+# Inline as well as in the sheet: JupyterLab drops <style> from an untrusted notebook's
+# outputs (one reopened from disk), and keeps inline styles.
+_FRAME_STYLE = (f"box-sizing:border-box;max-width:100%;overflow-x:auto;padding:10px 12px;"
+                f"border:{_BORDER};border-radius:8px;")
+_CARD_STYLE = (f"box-sizing:border-box;max-width:100%;padding:6px;border:{_BORDER};"
+               "border-radius:6px;")
 _ROOTS = re.compile(r"\.nbw-(panel|cmp|matrix|hstrip)(?![\w-])")
 _COMMENTS = re.compile(r"/\*.*?\*/", re.DOTALL)
 _SPACE = re.compile(r"\s*\n\s*")
@@ -67,11 +74,11 @@ def static_frame(view_id: str, kind: str, body: str, *, styles: str,
     view's look) and :func:`static_class` (what its live view hides), its ``styles``, and
     ``note`` under it."""
     kind_class = "nbw-static-" + _ID.sub("", kind)
-    note_html = f'<div class="nbw-static-note">{html.escape(note)}</div>' if note else ""
+    note_html = (f'<div class="nbw-static-note" style="margin-top:6px;font-size:11px;'
+                 f'opacity:0.75;">{html.escape(note)}</div>' if note else "")
     return (f'<div class="nbw-static {static_class(view_id)}" data-nbw-static="'
             f'{html.escape(kind, quote=True)}">{styles}'
-            f'<div class="{kind_class}" style="box-sizing:border-box;max-width:100%;'
-            f'overflow-x:auto;">{body}{note_html}</div></div>')
+            f'<div class="{kind_class}" style="{_FRAME_STYLE}">{body}{note_html}</div></div>')
 
 
 def section_html(title: str, detail: str = "") -> str:
@@ -86,15 +93,17 @@ def cards_html(cards: Sequence[str], *, picked: int | None = None,
     parts = []
     for i, card in enumerate(cards):
         mark = " nbw-picked" if i == picked else ""
-        parts.append(f'<div class="nbw-static-card{mark}" style="box-sizing:border-box;'
-                     f'width:{width}px;max-width:100%;">{card}</div>')
+        ring = "border-color:#388e3c;box-shadow:0 0 0 2px #388e3c;" if i == picked else ""
+        parts.append(f'<div class="nbw-static-card{mark}" style="{_CARD_STYLE}'
+                     f'width:{width}px;{ring}">{card}</div>')
     return ('<div class="nbw-static-cards" style="display:flex;flex-wrap:wrap;'
             f'gap:10px 16px;align-items:flex-start;">{"".join(parts)}</div>')
 
 
 def rows_html(rows: Sequence[str]) -> str:
     """Rows (HTML parts) one under the other, in a bordered list."""
-    body = "".join(f'<div class="nbw-static-row">{row}</div>' for row in rows)
+    body = "".join(f'<div class="nbw-static-row" style="padding:4px 8px;border-bottom:'
+                   f'{_BORDER};">{row}</div>' for row in rows)
     return ('<div class="nbw-static-rows" style="border:1px solid var(--jp-border-color2, '
             f'rgba(128,128,128,0.35));border-radius:6px;">{body}</div>')
 
