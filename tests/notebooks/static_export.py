@@ -53,9 +53,9 @@ CELLS = {
 VIEWS = ("panel", "compare", "grid", "files")
 """Cells whose output is a view: a widget, then its static rendition."""
 
-IMAGES = {"panel": 4, "compare": 2, "grid": 4, "show": 2, "files": 2}
-"""Images each cell's output shows: the panel's two results and its history strip's two
-rows (the panel's own runs), two compared, four cells, two shown, two compared."""
+IMAGES = {"panel": 2, "compare": 2, "grid": 4, "show": 2, "files": 2}
+"""Images each cell's output shows: the panel's two results (its history strip's rows of
+the same runs show no second copy), two compared, four cells, two shown, two compared."""
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 

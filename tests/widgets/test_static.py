@@ -224,8 +224,9 @@ def test_the_panel_copy_shows_results_status_and_strip_escaped(
     assert "<script" not in shown and "<img src=x" not in shown
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in shown
     assert "Run #2: 1 image ready" in shown and "Run #1: 1 image ready" in shown
-    assert images_in(copy) == 4  # two result cards and two rows of the history strip
+    assert images_in(copy) == 2  # two result cards; the strip's rows do not repeat them
     assert "History" in shown and "2 records" in shown
+    assert shown.count("nbw-hs-noimg") == 2 and shown.count("✓ 1 image") == 2
     links = hrefs(shown)
     assert len(links) == 2 and all(Path(h).is_file() for h in links)
     assert all(h.startswith("nanobanana-files/") for h in links)

@@ -43,7 +43,9 @@ _CARD_STYLE = (f"box-sizing:border-box;max-width:100%;padding:6px;border:{_BORDE
                "border-radius:6px;")
 _ROOTS = re.compile(r"\.nbw-(panel|cmp|matrix|hstrip)(?![\w-])")
 _COMMENTS = re.compile(r"/\*.*?\*/", re.DOTALL)
+_CONTROLS = re.compile(r"widget-|jupyter-|button|textarea|nbw-(upload|keys|gap|prompt|input|run)")
 _SPACE = re.compile(r"\s*\n\s*")
+_PUNCT = re.compile(r"\s*([{};,>])\s*")
 _ID = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -60,12 +62,34 @@ def hide_static_css(view_id: str) -> str:
             f".jp-OutputArea-child:has(.{cls}){{display:none !important}}")
 
 
+def _rules(text: str) -> list[tuple[str, str]]:
+    """The top-level ``(selector, block)`` pairs of a stylesheet (an at-rule's block whole)."""
+    out: list[tuple[str, str]] = []
+    depth, start, head = 0, 0, ""
+    for i, ch in enumerate(text):
+        if ch == "{":
+            if depth == 0:
+                head, start = text[start:i].strip(), i
+            depth += 1
+        elif ch == "}" and depth:
+            depth -= 1
+            if depth == 0:
+                out.append((head, text[start:i + 1]))
+                start = i + 1
+    return out
+
+
 def static_styles(*sheets: str) -> str:
     """``<style>`` with the renditions' own sheet and the views' ``sheets`` (names in
     ``render/static``), their root classes renamed (``.nbw-panel`` → ``.nbw-static-panel``)
-    so that a rendition never matches what is meant for a live view, nor the reverse."""
+    so that a rendition never matches what is meant for a live view, nor the reverse. Rules
+    for controls a rendition does not have (buttons, text boxes, ipywidgets' own classes)
+    are left out: every saved notebook carries these bytes."""
     text = css("static") + "".join(_ROOTS.sub(r".nbw-static-\1", css(name)) for name in sheets)
-    return f"<style>{_SPACE.sub(' ', _COMMENTS.sub('', text)).strip()}</style>"
+    kept = "".join(f"{head}{block}" for head, block in _rules(_COMMENTS.sub("", text))
+                   if not _CONTROLS.search(head))
+    minified = _PUNCT.sub(r"\1", _SPACE.sub(" ", kept)).strip()
+    return f"<style>{minified}</style>"
 
 
 def static_frame(view_id: str, kind: str, body: str, *, styles: str,

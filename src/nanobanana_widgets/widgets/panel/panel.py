@@ -389,7 +389,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
             parts.append(f'<div class="nbw-muted">and {more} older result(s), in the history'
                          "</div>")
         if self.history_strip is not None:
-            parts.append(self.history_strip.static_html())
+            above = frozenset(t.image.task_id for t in thumbs[:STATIC_RESULTS])
+            parts.append(self.history_strip.static_html(above))
         return static_frame(self.static.view_id, "panel", "".join(parts),
                             styles=static_styles("panel"))
 

@@ -319,11 +319,14 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         if callback is not None:
             callback(rec)
 
-    def static_html(self) -> str:
+    def static_html(self, shown_above: frozenset[str] = frozenset()) -> str:
         """The strip as a saved notebook shows it: its title and the rows shown (the same
-        markup, thumbnails included)."""
+        markup), without the thumbnails of the tasks in ``shown_above`` (their images are
+        in the notebook already: every saved byte counts)."""
         with self._lock:
-            rows = [self._rows[rec.id][0][0] for rec in self._records if rec.id in self._rows]
+            rows = [strip_row_html(rec, None) if rec.task_id in shown_above
+                    else self._rows[rec.id][0][0]
+                    for rec in self._records if rec.id in self._rows]
             title = self.title.value
         return (f'<div class="nbw-static-hstrip" style="margin-top:8px;">'
                 f'<div style="margin-bottom:4px;">{title}</div>{rows_html(rows)}</div>')
