@@ -27,11 +27,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(HERE.parent))
 
-from bench import batch, hostile, local, network, notebooks, session  # noqa: E402
+from bench import batch, hostile, local, network, notebooks, session, static  # noqa: E402
 from bench.common import Figure, Sizes  # noqa: E402
 
 DEFAULT_OUTPUT = HERE / "RESULTS.md"
-FIGURES = (*range(1, 14), 15)
+FIGURES = tuple(range(1, 16))
 
 TITLES = {
     1: "16-cell grid at L = 5 s: wall time / L",
@@ -48,6 +48,7 @@ TITLES = {
         "its deadline",
     12: "1,000 generations at a 20 submits/s limit: throughput / limit, lost, twice, 429s",
     13: "the 1,000-row job SIGKILLed half way and reopened: resubmits, extra wall time",
+    14: "nbconvert HTML bytes per image: 2×2 grid, comparison, panel with 4 results",
     15: "live widgets and kernel memory after 200 panel runs against 10",
 }
 SHORTFALLS: dict[int, str] = {
@@ -160,6 +161,7 @@ def measure(wanted: Sequence[int], sizes: Sizes, workdir: Path,
 
     attempt((12, 13), batches)
     attempt((15,), lambda: session.long_session(sizes, workdir))
+    attempt((14,), lambda: static.static_export(sizes, workdir))
     return [figures[n] for n in sorted(figures) if n in wanted]
 
 

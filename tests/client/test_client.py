@@ -144,8 +144,8 @@ def test_edit_sends_the_images_as_urls(client: Client, emulator: Emulator,
         ({"resolution": "4K"}, "resolution"),  # nano-banana is 1K only
         ({"resolution": "8K", "model": "nano-banana-pro"}, "resolution"),
         ({"action": "paint"}, "action"),
-        ({"action": "edit"}, "image_urls"),
-        ({"action": "edit", "images": []}, "image_urls"),
+        ({"action": "edit"}, "images"),  # the name the caller typed
+        ({"action": "edit", "images": []}, "images"),
         ({"callback_url": "ftp://example.com/cb"}, "callback_url"),
     ],
 )

@@ -73,7 +73,7 @@ def test_csv_and_json_lines_files(tmp_path: Path, png: Callable[..., bytes]) -> 
     ({"prompt": "a cat", "count": 9}, "count", "Allowed values"),
     ({"prompt": "a cat", "count": "two"}, "count", "whole number"),
     ({"prompt": "a cat", "aspect_ratio": "5:4"}, "aspect_ratio", "16:9"),
-    ({"prompt": "a cat", "resolution": "4K"}, "resolution", "supports 1K"),
+    ({"prompt": "a cat", "resolution": "4K"}, "resolution", "supports (1K)"),
     ({"prompt": "a cat", "action": "edit"}, "images", "at least one input image"),
 ])
 def test_a_bad_row_names_its_number_and_field(row: dict[str, object], field: str,

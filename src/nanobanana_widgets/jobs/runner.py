@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from nanobanana_widgets.jobs.aimd import Pacer
 from nanobanana_widgets.jobs.rows import RowSpec
 from nanobanana_widgets.jobs.sending import request_of, send
-from nanobanana_widgets.jobs.summary import JobSummary, RowError
+from nanobanana_widgets.jobs.summary import JobSummary, RowError, pace_of
 from nanobanana_widgets.service.errors import (
     CancelledError,
     NanoBananaError,
@@ -543,14 +543,9 @@ class JobRunner:
         with self._cond:
             counts = collections.Counter(r.state for r in self.rows)
             paid_so_far = sum(r.images for r in self.rows if r.state == "succeeded")
-            now = time.monotonic()
-            while self._finishes and now - self._finishes[0] > _RATE_WINDOW:
-                self._finishes.popleft()
-            elapsed = now - self._started if self._started is not None else 0.0
-            span = min(_RATE_WINDOW, elapsed)
-            rate = len(self._finishes) / span if self._finishes and span > 1.0 else None
             left = counts["queued"] + counts["sending"] + counts["submitted"]
-            eta = left / rate if rate and left and state == "running" else None
+            elapsed, rate, eta = pace_of(self._finishes, self._started, left,
+                                         running=state == "running", window=_RATE_WINDOW)
             errors = tuple(self._errors)
             reason = self.reason
         return JobSummary(

@@ -3,9 +3,11 @@ and ``job.summary`` all show."""
 
 from __future__ import annotations
 
+import collections
+import time
 from dataclasses import dataclass, field
 
-__all__ = ["JobSummary", "RowError"]
+__all__ = ["JobSummary", "RowError", "pace_of"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,18 @@ class JobSummary:
 
     def __repr__(self) -> str:
         return f"<JobSummary {self}>"
+
+
+def pace_of(finishes: collections.deque[float], started: float | None, left: int, *,
+            running: bool, window: float) -> tuple[float, float | None, float | None]:
+    """``(elapsed, rate, eta)`` of a run: rows finished per second over the last ``window``
+    seconds (``finishes`` holds their ``time.monotonic()`` times; older ones are dropped
+    from it), and the seconds the ``left`` rows should take while ``running``."""
+    now = time.monotonic()
+    while finishes and now - finishes[0] > window:
+        finishes.popleft()
+    elapsed = now - started if started is not None else 0.0
+    span = min(window, elapsed)
+    rate = len(finishes) / span if finishes and span > 1.0 else None
+    eta = left / rate if rate and left and running else None
+    return elapsed, rate, eta

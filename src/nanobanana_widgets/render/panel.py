@@ -169,15 +169,17 @@ def ids_html(ids: Sequence[tuple[str, str]]) -> str:
 
 
 def result_card_html(image: Any, jpeg: bytes | None, *, error: str | None = None,
-                     run_number: int = 0, trace_id: str | None = None) -> str:
-    """A result image: its thumbnail (linked to the full image when that has an http(s)
-    URL) or why there is none, its prompt, then ``#run · model · …``; the task and trace
-    ids are folded under "ids" (with a copy control each)."""
+                     run_number: int = 0, trace_id: str | None = None,
+                     link: str | None = None) -> str:
+    """A result image: its thumbnail (linked to ``link``, the full image, by default its
+    URL when that may go into an output) or why there is none, its prompt, then
+    ``#run · model · …``; the task and trace ids are folded under "ids" (with a copy
+    control each)."""
     esc = html.escape
     req = image.request
     prompt = " ".join((req.prompt if req is not None else image.prompt).split())
     short = shorten(prompt, _CARD_PROMPT_CHARS)
-    link = safe_link(image.url)
+    link = link if link is not None else safe_link(image.url)
     if jpeg is not None:
         img = (f'<img src="{data_uri(jpeg)}" alt="{esc(short, quote=True)}" '
                'style="display:block;max-width:100%;height:auto;margin:0 auto;'

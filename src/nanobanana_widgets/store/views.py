@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, overload
 from nanobanana_widgets.render.history_table import history_page_html
 from nanobanana_widgets.service.errors import HistoryError, InvalidParameterError
 from nanobanana_widgets.store.export import export_images, to_dataframe, write_csv, write_json
+from nanobanana_widgets.store.html_report import write_history_report
 from nanobanana_widgets.store.records import Record, RecordId, load_records
 from nanobanana_widgets.store.schema import FIELDS, HistoryStore, Selection
 
@@ -243,6 +244,17 @@ class HistoryView:
             history._problems.report("export", message)
 
         return export_images(self, path, history._recorder.local_bytes, report)
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the view's records as one HTML page readable offline in any browser:
+        thumbnails, prompts, parameters, status, ratings and notes (picks included), each
+        record's full-size images in ``<name>_files/`` beside the page (or embedded in it
+        with ``embed=True``). Images not downloaded yet are downloaded now. Returns the
+        page's path."""
+        n = len(self)
+        return write_history_report(
+            self, path, embed=embed, image_bytes=self._history._recorder.local_bytes,
+            title=f"History: {n:,} record{'s' if n != 1 else ''}")
 
     # --- HTML -----------------------------------------------------------------------
 

@@ -93,6 +93,9 @@ class ViewSync(anywidget.AnyWidget):
     _esm = (_STATIC / "view_sync.js").read_text(encoding="utf-8")
 
     def __init__(self, view: w.Widget, **kwargs: Any) -> None:
+        # Hidden by its layout too: where its module cannot load (the HTML widget manager
+        # of an exported page, offline), the error box put in its place stays hidden.
+        kwargs.setdefault("layout", w.Layout(display="none"))
         super().__init__(**kwargs)
         self._view = weakref.ref(view)
         self.on_msg(self._handle_message)

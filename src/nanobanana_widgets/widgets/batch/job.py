@@ -17,11 +17,10 @@ notebooks, and the defaults: the session's client and history.
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from IPython import get_ipython
-from IPython.display import display, update_display
+from IPython.display import display
 
 from nanobanana_widgets.jobs import BatchJob
 from nanobanana_widgets.render.batch import job_html
@@ -63,8 +62,6 @@ class Job(BatchJob):
 
     _view: BatchView | None = None
     _skip_display_in: int | None = None
-    _display_id: str | None = None
-    _shown_state: str | None = None
 
     @classmethod
     def open(cls, name: str, *, history: History | bool | None = None,  # type: ignore[override]
@@ -100,36 +97,14 @@ class Job(BatchJob):
                         source=str((spec.get("spec") or {}).get("source", "")),
                         max_calls=self.max_calls)
 
-    def _bundle(self) -> dict[str, Any]:
-        bundle = dict(self.view._repr_mimebundle_())
-        bundle["text/html"] = self._static_html()
-        bundle["text/plain"] = repr(self)
-        return bundle
-
     def _ipython_display_(self) -> None:
         shell = _kernel_shell()
         if shell is not None and self._skip_display_in == shell.execution_count:
             self._skip_display_in = None  # shown already by the call that made it
             return
-        if self._display_id is None:
-            self._display_id = f"nbw-batch-{uuid.uuid4().hex}"
-            self._shown_state = self.state
-            self.add_observer(self._refresh_static)
-        display(self._bundle(), raw=True,  # type: ignore[no-untyped-call]
-                display_id=self._display_id)
-
-    def _refresh_static(self) -> None:
-        """When the job's state changes, its outputs' static HTML follows (what a saved
-        notebook, nbconvert or GitHub show), once per change, not per row."""
-        with self._lock:
-            if self.state == self._shown_state or self._display_id is None:
-                return
-            self._shown_state = self.state
-        try:
-            update_display(self._bundle(), raw=True,  # type: ignore[no-untyped-call]
-                           display_id=self._display_id)
-        except Exception:  # the live view is still right; only the snapshot is older
-            return
+        # The live view, and beside it its static copy (what a saved notebook, nbconvert or
+        # GitHub show), which follows each change of the job's state.
+        self.view._ipython_display_()
 
     def _repr_html_(self) -> str:
         return self._static_html()

@@ -21,13 +21,16 @@ from nanobanana_widgets.render.batch import (
     batch_styles,
     budget_html,
     errors_html,
+    job_html,
     notice_html,
     plan_html,
     progress_html,
     title_html,
 )
 from nanobanana_widgets.render.grid import status_line_html
+from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import describe_error
+from nanobanana_widgets.widgets._static import StaticRendition
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
 
 if TYPE_CHECKING:
@@ -53,6 +56,7 @@ class BatchView(w.VBox):  # type: ignore[misc]
         self._revision = 0
         self._last_paint = 0.0
         self._timer: threading.Timer | None = None
+        self._static_state: str | None = None
         self.title = w.HTML()
         self.plan_line = w.HTML(plan_html(job.total, job.paid, _models(job)))
         self.budget_line = w.HTML()
@@ -87,6 +91,8 @@ class BatchView(w.VBox):  # type: ignore[misc]
              self.buttons, self.errors, self.status_line],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-batch")
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the progress a saved notebook shows (:meth:`static_html`)."""
         job.add_observer(self.refresh)
         self.paint_now()
 
@@ -118,6 +124,20 @@ class BatchView(w.VBox):  # type: ignore[misc]
             revision = self._revision
             summary = self.job.summary
         self._painter.paint(("view",), (revision,), lambda: self._apply(summary))
+        static = getattr(self, "static", None)
+        if static is not None and summary.state != self._static_state:
+            self._static_state = summary.state  # the saved copy follows each change of state
+            static.update()
+
+    def static_html(self) -> str:
+        """The job as a saved notebook shows it (the same render functions as the view)."""
+        job = self.job
+        spec = job.history.jobs.get(job.name) or {}
+        body = job_html(job.summary, models=_models(job),
+                        source=str((spec.get("spec") or {}).get("source", "")),
+                        max_calls=job.max_calls)
+        return static_frame(self.static.view_id, "batch", body,
+                            styles=static_styles("frame", "batch"))
 
     def _apply(self, s: JobSummary) -> None:
         state = s.state

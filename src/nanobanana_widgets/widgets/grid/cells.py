@@ -14,11 +14,25 @@ from collections.abc import Callable
 
 import ipywidgets as w
 
-from nanobanana_widgets.render.grid import cell_waiting_html
+from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.render.grid import (
+    CellImage,
+    cell_error_html,
+    cell_images_html,
+    cell_waiting_html,
+    record_caption,
+    record_cell_title,
+)
+from nanobanana_widgets.service.errors import NanoBananaError, describe_error
+from nanobanana_widgets.service.text import data_uri
+from nanobanana_widgets.store import Record
+from nanobanana_widgets.widgets._static import record_image_link
 from nanobanana_widgets.widgets._ui import close_deep, guarded
 from nanobanana_widgets.widgets.grid.plan import Cell
+from nanobanana_widgets.widgets.grid.runner import Outcome, resendable
 
-__all__ = ["CELL_CLASS", "CELL_THUMB_SIDE", "CellSlots", "thumb_side", "waiting_html"]
+__all__ = ["CELL_CLASS", "CELL_THUMB_SIDE", "CellSlots", "record_images", "recorded_cell",
+           "thumb_side", "waiting_html"]
 
 CELL_CLASS = "nbw-matrix-cell"
 CELL_THUMB_SIDE = 256
@@ -85,3 +99,43 @@ class CellSlots:
         html.layout.padding = "4px"
         self._swap(box, html)
         close_deep(box, keep=[html, html.layout, html.style])
+
+
+def recorded_cell(rec: Record | None, tag: str) -> tuple[Outcome | None, str, bool]:
+    """A reopened grid's cell from its latest record: ``(outcome, markup, retry)`` (no
+    outcome for a cell never recorded or still running; ``retry`` for a failure that may be
+    sent again)."""
+    if rec is None:
+        return None, cell_waiting_html("not recorded", spin=False), False
+    if rec.status == "succeeded":
+        return (rec.result(), cell_images_html(record_images(rec), record_caption(rec),
+                                               record_cell_title(rec, tag)), False)
+    if rec.status in ("failed", "cancelled"):
+        error = (rec.error.to_exception(rec.task_id) if rec.error is not None else
+                 NanoBananaError(f"The request {rec.status}.", task_id=rec.task_id))
+        return (error, cell_error_html(error, record_cell_title(rec, tag)),
+                rec.status == "failed" and resendable(error))
+    return None, cell_waiting_html(
+        "still running when last recorded; grid.history.resume() looks it up",
+        spin=False), False
+
+
+def record_images(rec: Record) -> list[CellImage]:
+    """A recorded cell's images: its local copies' thumbnails, else the stored ones."""
+    side = thumb_side(len(rec.results))
+    out: list[CellImage] = []
+    for r in rec.results:
+        link = record_image_link(r, rec.task_id)
+        try:
+            if r.local and r.path is not None:
+                out.append((data_uri(thumbnail(r.path, max_side=side)), link, None))
+                continue
+        except Exception as exc:
+            out.append((None, link, f"Local copy unreadable: {describe_error(exc)}"))
+            continue
+        if r.thumbnail:
+            out.append((data_uri(r.thumbnail), link, None))
+        else:
+            out.append((None, link, "Image not kept locally" + (
+                f" ({r.download_error})" if r.download_error else "")))
+    return out

@@ -20,20 +20,20 @@ from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from nanobanana_widgets.images import thumbnail
 from nanobanana_widgets.render.grid import (
     CellImage,
     budget_html,
     cell_error_html,
     cell_images_html,
-    cell_waiting_html,
     column_head_html,
     column_label,
     corner_html,
@@ -42,22 +42,23 @@ from nanobanana_widgets.render.grid import (
     grid_title_html,
     not_resent_note,
     plan_html,
-    record_caption,
-    record_cell_title,
     repeat_head_html,
     row_head_html,
     status_line_html,
 )
 from nanobanana_widgets.render.parts import seconds
-from nanobanana_widgets.render.results import data_uri, safe_link, thumbnail_data_uri
+from nanobanana_widgets.render.results import thumbnail_data_uri
+from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._static import StaticRendition, image_link
 from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded
 from nanobanana_widgets.widgets.grid.cells import (
     CELL_THUMB_SIDE,
     CellSlots,
+    recorded_cell,
     thumb_side,
     waiting_html,
 )
@@ -70,12 +71,13 @@ from nanobanana_widgets.widgets.grid.plan import (
     latest_by_cell,
     plan_from_records,
 )
+from nanobanana_widgets.widgets.grid.report import grid_static_body, write_grid_report
 from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome, resendable
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client
 
-__all__ = ["CELL_THUMB_SIDE", "Grid", "record_images"]
+__all__ = ["CELL_THUMB_SIDE", "Grid"]
 
 _QUEUED, _SENDING, _WAITING, _FINISHED = 1, 2, 3, 9
 """Ranks of a cell's stages: the first number of its painted version."""
@@ -84,27 +86,6 @@ _QUEUED, _SENDING, _WAITING, _FINISHED = 1, 2, 3, 9
 def _failed(outcome: Outcome) -> bool:
     """Whether a finished cell has no image to show."""
     return not (isinstance(outcome, Result) and outcome.images)
-
-
-def record_images(rec: Record) -> list[CellImage]:
-    """A recorded cell's images: its local copies' thumbnails, else the stored ones."""
-    side = thumb_side(len(rec.results))
-    out: list[CellImage] = []
-    for r in rec.results:
-        link = safe_link(r.url)
-        try:
-            if r.local and r.path is not None:
-                out.append((data_uri(thumbnail(r.path, max_side=side)), link, None))
-                continue
-        except Exception as exc:
-            out.append((None, link, f"Local copy unreadable: {describe_error(exc)}"))
-            continue
-        if r.thumbnail:
-            out.append((data_uri(r.thumbnail), link, None))
-        else:
-            out.append((None, link, "Image not kept locally" + (
-                f" ({r.download_error})" if r.download_error else "")))
-    return out
 
 
 class _ClassOrWidgetOpen:
@@ -178,6 +159,8 @@ class Grid(w.VBox):  # type: ignore[misc]
              self.title, self.plan_line, self.budget_row, self.status_row, self.matrix],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the grid a saved notebook shows (:meth:`static_html`)."""
 
         if records is not None:
             self._fill_from_records(records)
@@ -454,10 +437,10 @@ class Grid(w.VBox):  # type: ignore[misc]
         images: list[CellImage] = []
         for image in result.images:
             try:
-                images.append((thumbnail_data_uri(image, max_side=side), safe_link(image.url),
+                images.append((thumbnail_data_uri(image, max_side=side), image_link(image),
                                None))
             except Exception as exc:
-                images.append((None, safe_link(image.url),
+                images.append((None, image_link(image),
                                f"Image not shown: {describe_error(exc)}"))
         bits = []
         elapsed = result.timings.elapsed
@@ -528,6 +511,19 @@ class Grid(w.VBox):  # type: ignore[misc]
         markup = status_line_html(text, error=problem is not None)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status_line, "value", markup))
+        if now is None:  # a change of state, not the clock: the saved copy follows it
+            self.static.update()
+
+    def static_html(self) -> str:
+        """The grid as a saved notebook shows it: title, plan, status and the matrix with
+        every cell as painted (thumbnails linked to full-size copies, errors, waiting)."""
+        return static_frame(self.static.view_id, "matrix", grid_static_body(self),
+                            styles=static_styles("frame", "grid"))
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the grid as one HTML page readable offline (see
+        :func:`~nanobanana_widgets.widgets.grid.report.write_grid_report`); returns its path."""
+        return write_grid_report(self, path, embed=embed)
 
     def _status_text(self, now: float | None = None) -> str:
         elapsed = None
@@ -547,23 +543,8 @@ class Grid(w.VBox):  # type: ignore[misc]
     def _fill_from_records(self, records: Mapping[str, Record]) -> None:
         outcomes: dict[Cell, Outcome] = {}
         for slot in self._slots:
-            rec = records.get(slot.tag)
-            retry = False
-            if rec is None:
-                markup = cell_waiting_html("not recorded", spin=False)
-            elif rec.status == "succeeded":
-                outcomes[slot.cell] = rec.result()
-                markup = cell_images_html(record_images(rec), record_caption(rec),
-                                          record_cell_title(rec, slot.tag))
-            elif rec.status in ("failed", "cancelled"):
-                error = (rec.error.to_exception(rec.task_id) if rec.error is not None else
-                         NanoBananaError(f"The request {rec.status}.", task_id=rec.task_id))
-                outcomes[slot.cell] = error
-                markup = cell_error_html(error, record_cell_title(rec, slot.tag))
-                retry = rec.status == "failed" and resendable(error)
-            else:
-                markup = cell_waiting_html(
-                    "still running when last recorded; grid.history.resume() looks it up",
-                    spin=False)
+            outcome, markup, retry = recorded_cell(records.get(slot.tag), slot.tag)
+            if outcome is not None:
+                outcomes[slot.cell] = outcome
             self._paint_cell(slot, (_FINISHED,), markup, retry=retry)
         self.runner.restore(outcomes)

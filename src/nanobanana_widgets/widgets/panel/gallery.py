@@ -26,10 +26,13 @@ from typing import Any
 import ipywidgets as w
 from ipywidgets.widgets.widget_string import HTMLStyle
 
+from nanobanana_widgets.images import extension_for
+from nanobanana_widgets.render.links import download_link_html, relative_href
 from nanobanana_widgets.render.panel import full_image_html, result_card_html
-from nanobanana_widgets.render.results import safe_link
 from nanobanana_widgets.service.errors import describe_error
+from nanobanana_widgets.service.text import data_uri
 from nanobanana_widgets.service.types import GeneratedImage
+from nanobanana_widgets.widgets._static import image_link
 from nanobanana_widgets.widgets._ui import Painter, close_deep, guarded
 from nanobanana_widgets.widgets.panel.runs import Level, Thumb
 
@@ -144,9 +147,11 @@ class Gallery:
 
     def _card(self, thumb: Thumb) -> tuple[w.VBox, w.Button]:
         image = thumb.image
-        is_link = safe_link(image.url) is not None
+        link = image_link(image) if thumb.jpeg is not None else None
+        is_link = link is not None
         caption = w.HTML(result_card_html(image, thumb.jpeg, error=thumb.error,
-                                          run_number=thumb.run_number, trace_id=thumb.trace_id),
+                                          run_number=thumb.run_number, trace_id=thumb.trace_id,
+                                          link=link),
                          layout=self._caption_layout, style=self._html_style)
         small, style = self._button_layout, self._button_style
         use = w.Button(description="Use as input", icon="arrow-up", layout=small, style=style,
@@ -170,23 +175,26 @@ class Gallery:
             use.disabled = add.disabled = True
         use.on_click(self._guard(lambda _b: self._on_use(thumb, False)))
         add.on_click(self._guard(lambda _b: self._on_use(thumb, True)))
-        save.on_click(self._guard(lambda _b: self._run_job(self.save, image)))
+        download = w.HTML(layout=w.Layout(display="none"))
+        save.on_click(self._guard(lambda _b: self._run_job(self.save, image, download)))
         again.on_click(self._guard(lambda _b: self._on_again(image)))
         bar = w.Box(buttons, layout=self._bar_layout)
         bar.add_class("nbw-gap-s")
         bar.add_class("nbw-card-buttons")
-        card = w.VBox([caption, bar], layout=self._card_layout)
+        card = w.VBox([caption, bar, download], layout=self._card_layout)
         card.add_class("nbw-result-card")
         return card, save
 
-    def save(self, image: GeneratedImage) -> Path:
+    def save(self, image: GeneratedImage, download: w.HTML | None = None) -> Path:
         """Save the full image with its metadata into ``save_dir`` (once: saving it again
-        says where it already is); returns the file's path."""
+        says where it already is); returns the file's path. ``download`` (the card's)
+        then offers the file as a browser download."""
         key = self._key(image)
         with self._lock:
             done = self._saved.get(key)
         if done is not None and done.is_file():
             self._notify(f"Already saved: {done}", "info")
+            self._offer_download(image, done, download)
             return done
         self.save_dir.mkdir(parents=True, exist_ok=True)
         path = image.save(self.save_dir)
@@ -203,13 +211,30 @@ class Gallery:
                 button.tooltip = f"Saved as {path} (click to see where again)"
 
             self._painter.paint(("saved", *key), (1,), apply)
+        self._offer_download(image, path, download)
         return path
+
+    def _offer_download(self, image: GeneratedImage, path: Path,
+                        download: w.HTML | None) -> None:
+        """Show the saved file as a browser download link on its card."""
+        href = relative_href(path, Path.cwd()) or image_link(image)
+        if download is None or href is None:
+            return
+        markup = download_link_html(href, path.name)
+
+        def apply() -> None:
+            download.value = markup
+            download.layout.display = None
+
+        self._painter.paint(("download", id(download)), (1,), apply)
 
     def open_full(self, image: GeneratedImage) -> None:
         """Show the full image on demand; Close drops it from the widget state again."""
-        src = image.url if image.url.startswith("data:image/") else ""
-        if not src:
-            raise ValueError("this image has no viewable URL")
+        if image.url.startswith("data:image/"):
+            src = image.url
+        else:  # the bytes are in memory (its thumbnail was made from them)
+            data = image.bytes()
+            src = data_uri(data, "image/" + extension_for(data).lstrip(".").replace("jpg", "jpeg"))
         close = w.Button(description="Close", icon="times", layout=w.Layout(width="auto"))
         view = w.HTML(full_image_html(src))
 

@@ -24,9 +24,10 @@ from nanobanana_widgets.service.errors import ImageInputError, describe_error
 from nanobanana_widgets.service.models import MAX_IMAGES
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.widgets._ui import Painter, close_deep, guarded
-from nanobanana_widgets.widgets.panel.runs import Level
+from nanobanana_widgets.widgets.panel.runs import Level, Thumb
 
-__all__ = ["INPUT_THUMB_SIDE", "SEND_MAX_SIDE", "EditInput", "Inputs", "label_for", "sent_size"]
+__all__ = ["INPUT_THUMB_SIDE", "SEND_MAX_SIDE", "EditInput", "InputMethods", "Inputs", "label_for",
+           "sent_size"]
 
 INPUT_THUMB_SIDE = 112
 """Longest side, in pixels, of the input thumbnails kept in widget state."""
@@ -369,3 +370,69 @@ class Inputs:
         else:
             self.area.remove_class("nbw-dimmed")
         self.paint_hint()
+
+class InputMethods:
+    """The panel's public methods on its edit inputs (a part of
+    :class:`~nanobanana_widgets.widgets.panel.panel.PromptPanel`): setting, adding and
+    removing them, and continuing from a result."""
+
+    _inputs: Inputs
+    action: Any
+
+    def notify(self, text: str, level: Level = "info", cause: str | None = None) -> None:
+        """Show a message in the status area (the panel's)."""
+        raise NotImplementedError
+
+    @property
+    def inputs(self) -> list[Any]:
+        """The edit inputs, as given (paths, PIL images, results, uploaded files as dicts).
+
+        Setting it replaces them; every item is checked (decoded into a thumbnail) and an
+        unusable one is left out with a message in the status area naming it.
+        """
+        return self._inputs.sources
+
+    @inputs.setter
+    def inputs(self, sources: Any) -> None:
+        if sources is None:
+            sources = []
+        elif not isinstance(sources, (list, tuple)):
+            sources = [sources]
+        self._inputs.replace(list(sources))
+
+    def add_inputs(self, *sources: Any) -> None:
+        """Add input images (as for :attr:`inputs`) after the ones already there."""
+        self._inputs.add(sources)
+
+    def clear_inputs(self) -> None:
+        """Remove every input image."""
+        self._inputs.clear()
+
+    def remove_input(self, index: int) -> None:
+        """Remove the input at ``index``."""
+        self._inputs.remove(index)
+
+    def use_as_input(self, image: GeneratedImage | Result, *, add: bool = False) -> None:
+        """Continue from a result (or one of its images): it replaces the edit inputs
+        (``add=True`` adds it after them instead) and the panel switches to Edit."""
+        if isinstance(image, Result):
+            image = image.image
+        label = label_for(image, 0)
+        item = self._inputs.make(label, image)
+        if item is None:
+            return  # named in the status area
+        self._continue_from(item, add=add)
+
+    def _use_thumb(self, thumb: Thumb, add: bool) -> None:
+        image = thumb.image
+        label = label_for(image, 0)
+        if thumb.jpeg is None:
+            raise ImageInputError(label, "it could not be downloaded")
+        small = thumbnail(thumb.jpeg, max_side=INPUT_THUMB_SIDE)
+        self._continue_from(EditInput(label=label, source=image, jpeg=small), add=add)
+
+    def _continue_from(self, item: EditInput, *, add: bool) -> None:
+        """Put ``item`` into the inputs (replacing them unless ``add``), switch to Edit and
+        say which happened."""
+        self.notify(self._inputs.take(item, add=add), "info")
+        self.action = "edit"

@@ -52,6 +52,7 @@ class SubmitKeys(anywidget.AnyWidget):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.layout.display = "none"  # invisible; where its module cannot load, so is the error
         self._on_submit = on_submit
         self._on_prompt = on_prompt
         self._on_file = on_file

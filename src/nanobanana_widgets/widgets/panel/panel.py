@@ -31,16 +31,20 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from nanobanana_widgets.images import thumbnail
 from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML
-from nanobanana_widgets.service.errors import ImageInputError, describe_error
+from nanobanana_widgets.render.static import static_frame, static_styles
+from nanobanana_widgets.service.errors import describe_error
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
 from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.widgets._static import StaticRendition
 from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, close_deep, guarded
 from nanobanana_widgets.widgets.panel.controls import CONTROL_NAMES, Controls, ControlState
 from nanobanana_widgets.widgets.panel.gallery import Gallery
-from nanobanana_widgets.widgets.panel.inputs import INPUT_THUMB_SIDE, EditInput, Inputs, label_for
+from nanobanana_widgets.widgets.panel.inputs import (
+    InputMethods,
+    Inputs,
+)
 from nanobanana_widgets.widgets.panel.keys import SubmitKeys
 from nanobanana_widgets.widgets.panel.records import RecordLoader
 from nanobanana_widgets.widgets.panel.run import PanelRun, RowModels, RunRows
@@ -48,10 +52,10 @@ from nanobanana_widgets.widgets.panel.runs import (
     PanelMistake,
     RunController,
     RunSpec,
-    Thumb,
     outcome_messages,
     still_wrong,
 )
+from nanobanana_widgets.widgets.panel.static import panel_static_body
 from nanobanana_widgets.widgets.panel.status import Level, StatusArea
 from nanobanana_widgets.widgets.panel.strip import HistoryStrip, RecentThumbs
 
@@ -67,7 +71,8 @@ ACTION_WORDS = {"generate": "Generate", "edit": "Apply edit"}
 _DEFAULT_KEYS = frozenset({*CONTROL_NAMES, "inputs"})
 
 
-class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
+
+class PromptPanel(w.VBox, ControlState, InputMethods):  # type: ignore[misc]
     """An image studio in one cell: type a prompt, click Generate, edit, iterate.
 
     ``PromptPanel(client=None, history=None, *, save_dir="nanobanana-images", **defaults)``;
@@ -139,6 +144,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         if "inputs" in defaults:
             self.inputs = defaults["inputs"]
         self._build_history_strip()
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the panel a saved notebook shows (:meth:`static_html`)."""
 
     # --- building ----------------------------------------------------------------------
 
@@ -226,35 +233,6 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.history_box.children = (self.history_strip,)
 
     # --- inputs --------------------------------------------------------------------------
-
-    @property
-    def inputs(self) -> list[Any]:
-        """The edit inputs, as given (paths, PIL images, results, uploaded files as dicts).
-
-        Setting it replaces them; every item is checked (decoded into a thumbnail) and an
-        unusable one is left out with a message in the status area naming it.
-        """
-        return self._inputs.sources
-
-    @inputs.setter
-    def inputs(self, sources: Any) -> None:
-        if sources is None:
-            sources = []
-        elif not isinstance(sources, (list, tuple)):
-            sources = [sources]
-        self._inputs.replace(list(sources))
-
-    def add_inputs(self, *sources: Any) -> None:
-        """Add input images (as for :attr:`inputs`) after the ones already there."""
-        self._inputs.add(sources)
-
-    def clear_inputs(self) -> None:
-        """Remove every input image."""
-        self._inputs.clear()
-
-    def remove_input(self, index: int) -> None:
-        """Remove the input at ``index``."""
-        self._inputs.remove(index)
 
     # --- what the panel holds ------------------------------------------------------------
 
@@ -412,6 +390,19 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         finally:
             if not isinstance(run.error, PanelMistake):
                 self._refresh_strip_after(run)
+            self.static.update()
+
+    def static_html(self) -> str:
+        """The panel as a saved notebook shows it: the status messages, the newest results
+        (thumbnails with prompt and parameters, linked to full-size copies beside the
+        notebook) and the history strip."""
+        thumbs = [t for run in reversed(self._runner.runs) for t in run.thumbs]
+        return static_frame(self.static.view_id, "panel",
+                            panel_static_body(thumbs, self._status.static_html(),
+                                              self.history_strip),
+                            styles=static_styles("panel"))
+
+    # --- handlers -----------------------------------------------------------------------
 
     def _refresh_strip_after(self, run: PanelRun) -> None:
         """Show the finished run in the history strip (its record is written by now)."""
@@ -458,31 +449,6 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.generate_button.description = ACTION_WORDS[self.action]
         self.generate_button.icon = "pencil" if editing else "magic"
         self._inputs.dim(not editing)
-
-    def use_as_input(self, image: GeneratedImage | Result, *, add: bool = False) -> None:
-        """Continue from a result (or one of its images): it replaces the edit inputs
-        (``add=True`` adds it after them instead) and the panel switches to Edit."""
-        if isinstance(image, Result):
-            image = image.image
-        label = label_for(image, 0)
-        item = self._inputs.make(label, image)
-        if item is None:
-            return  # named in the status area
-        self._continue_from(item, add=add)
-
-    def _use_thumb(self, thumb: Thumb, add: bool) -> None:
-        image = thumb.image
-        label = label_for(image, 0)
-        if thumb.jpeg is None:
-            raise ImageInputError(label, "it could not be downloaded")
-        small = thumbnail(thumb.jpeg, max_side=INPUT_THUMB_SIDE)
-        self._continue_from(EditInput(label=label, source=image, jpeg=small), add=add)
-
-    def _continue_from(self, item: EditInput, *, add: bool) -> None:
-        """Put ``item`` into the inputs (replacing them unless ``add``), switch to Edit and
-        say which happened."""
-        self.notify(self._inputs.take(item, add=add), "info")
-        self.action = "edit"
 
     def _run_again_image(self, image: GeneratedImage) -> None:
         result = self._runner.result_of(image)

@@ -140,6 +140,16 @@ class StatusArea:
         if changed:
             self._paint()
 
+    def static_html(self) -> str:
+        """The messages as a saved notebook shows them: those shown now (no buttons), then
+        the earlier ones folded under their disclosure."""
+        with self._lock:
+            shown = [(m.level, m.text) for m in reversed(self._log) if m.state == "shown"]
+            folded = [(m.level, m.text) for m in reversed(self._log)
+                      if m.state == "folded"][:MAX_FOLDED]
+        return ("".join(message_html(level, text) for level, text in shown)
+                + folded_messages_html(folded))
+
     # --- painting ----------------------------------------------------------------------
 
     def _paint(self) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from nanobanana_widgets.render.static import rows_html
 from nanobanana_widgets.render.strip import (
     error_headline,
     pager_html,
@@ -361,6 +362,20 @@ class HistoryStrip(w.VBox):  # type: ignore[misc]
         markup = strip_message_html(text, level)
         self._painter.paint(self.MESSAGE_KEY, (revision,),
                             lambda: setattr(self.message, "value", markup))
+
+    def static_html(self, shown_above: frozenset[str] = frozenset()) -> str:
+        """The strip as a saved notebook shows it: its title and the rows shown (the same
+        markup), without the thumbnails of the tasks in ``shown_above`` (their images are
+        in the notebook already: every saved byte counts)."""
+        with self._lock:
+            rows = [strip_row_html(rec, None) if rec.task_id in shown_above
+                    else self._rows[rec.id][0][0]
+                    for rec in self._records if rec.id in self._rows]
+            title = self.title.value
+        return (f'<div class="nbw-static-hstrip" style="margin-top:8px;">'
+                f'<div style="margin-bottom:4px;">{title}</div>{rows_html(rows)}</div>')
+
+    # --- errors and lifecycle --------------------------------------------------------
 
     def close(self) -> None:
         """Stop the watcher, close every row and the strip's own widgets."""
