@@ -26,7 +26,8 @@ from typing import Any
 import anywidget
 import ipywidgets as w
 
-__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "guarded", "widget_tree"]
+__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "guarded", "weak_callback",
+           "widget_tree"]
 
 _STATIC = Path(__file__).parent / "static"
 _log = logging.getLogger(__name__)
@@ -218,3 +219,16 @@ class Ticker:
                     return
         with self._lock:
             self._thread = None
+
+
+def weak_callback(method: Callable[..., object]) -> Callable[..., None]:
+    """A callback calling the bound ``method`` while its object lives (for a long-lived
+    source such as a history, which must not keep every view it ever told alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> None:
+        found = ref()
+        if found is not None:
+            found(*args)
+
+    return call

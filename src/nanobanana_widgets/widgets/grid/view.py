@@ -52,9 +52,9 @@ from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
-from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.store import History, HistoryProblem, Record
 from nanobanana_widgets.widgets._static import StaticRendition, image_link
-from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded, weak_callback
 from nanobanana_widgets.widgets.grid.cells import (
     CELL_THUMB_SIDE,
     CellSlots,
@@ -160,6 +160,8 @@ class Grid(w.VBox):  # type: ignore[misc]
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
         self.static = StaticRendition(self, self.static_html)
+        if history is not None:  # what the history could not do is said here too
+            history.on_problem(weak_callback(self._on_history_problem))
         """The copy of the grid a saved notebook shows (:meth:`static_html`)."""
 
         if records is not None:
@@ -337,6 +339,11 @@ class Grid(w.VBox):  # type: ignore[misc]
     """``Grid.open(grid_id, history=None)`` reopens a grid from the history (see
     ``_from_history``); on an instance, ``open()`` stays the ipywidgets method that opens
     the widget's comm."""
+
+    def _on_history_problem(self, problem: HistoryProblem) -> None:
+        """The history could not do something (a cell's record not saved yet, an image not
+        kept): the status line says so, not only the log."""
+        self._paint_status(note=f"History: {problem.message}")
 
     def __repr__(self) -> str:
         return (f"<Grid {self.id}: {self.plan.calls} cells, {self.plan.paid} paid generations, "

@@ -36,9 +36,16 @@ from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import describe_error
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
-from nanobanana_widgets.store import History, Record
+from nanobanana_widgets.store import History, HistoryProblem, Record
 from nanobanana_widgets.widgets._static import StaticRendition
-from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, close_deep, guarded
+from nanobanana_widgets.widgets._ui import (
+    Painter,
+    Ticker,
+    ViewSync,
+    close_deep,
+    guarded,
+    weak_callback,
+)
 from nanobanana_widgets.widgets.panel.controls import CONTROL_NAMES, Controls, ControlState
 from nanobanana_widgets.widgets.panel.gallery import Gallery
 from nanobanana_widgets.widgets.panel.inputs import (
@@ -144,6 +151,9 @@ class PromptPanel(w.VBox, ControlState, InputMethods):  # type: ignore[misc]
         if "inputs" in defaults:
             self.inputs = defaults["inputs"]
         self._build_history_strip()
+        self._problem_callback = weak_callback(self._on_history_problem)
+        if self._history is not None:  # what the history could not do is said here too
+            self._history.on_problem(self._problem_callback)
         self.static = StaticRendition(self, self.static_html)
         """The copy of the panel a saved notebook shows (:meth:`static_html`)."""
 
@@ -468,10 +478,18 @@ class PromptPanel(w.VBox, ControlState, InputMethods):  # type: ignore[misc]
             return
         self._clock.stop()
         self._runner.close()
+        if self._history is not None:
+            self._history.remove_problem_callback(self._problem_callback)
         children = list(self.children)
         super().close()
         for child in children:
             close_deep(child)
+
+    def _on_history_problem(self, problem: HistoryProblem) -> None:
+        """The history could not do something (a record not saved yet, an image not kept):
+        the status area says so, not only the log."""
+        level: Level = "success" if problem.kind == "saved" else "warning"
+        self.notify(f"History: {problem.message}", level)
 
     def __repr__(self) -> str:
         return (
