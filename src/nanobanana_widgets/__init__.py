@@ -11,7 +11,7 @@ The table of contents::
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
-    NanoBananaError and subclasses                  typed errors
+    NanoBananaError and subclasses                  typed errors (HistoryError for the history)
     connect, use_emulator                           real service with a token, else the emulator
 
 Names are imported on first use, so ``import nanobanana_widgets`` stays cheap. The package
@@ -39,6 +39,13 @@ from nanobanana_widgets.service.errors import (
     CancelledError,
     ContentRefusedError,
     DownloadError,
+    HistoryAccessError,
+    HistoryBusyError,
+    HistoryDamagedError,
+    HistoryError,
+    HistoryVersionError,
+    HistoryWarning,
+    HistoryWriteError,
     ImageInputError,
     InvalidParameterError,
     MalformedResponseError,
@@ -49,6 +56,7 @@ from nanobanana_widgets.service.errors import (
     PossiblyBilledError,
     RateLimitError,
     RequestTooLargeError,
+    SaveError,
     ServerError,
     TaskFailedError,
     WaitTimeoutError,
@@ -181,6 +189,8 @@ __all__ = [  # noqa: RUF022 - grouped like the table of contents above
     "DownloadError", "ImageInputError", "InvalidParameterError", "MalformedResponseError",
     "MissingTokenError", "NoBalanceError", "NotFoundError", "PossiblyBilledError",
     "RateLimitError", "RequestTooLargeError", "ServerError", "TaskFailedError",
-    "WaitTimeoutError",
+    "WaitTimeoutError", "SaveError",
+    "HistoryError", "HistoryDamagedError", "HistoryVersionError", "HistoryAccessError",
+    "HistoryBusyError", "HistoryWriteError", "HistoryWarning",
     "batch", "Job",
 ]
