@@ -39,6 +39,12 @@ class Sizes:
     history_repeats: int
     overhead_repeats: int
     import_repeats: int
+    hostile_bytes: int
+    bomb_bytes: int
+    trickle_deadline: float
+    trickle_rounds: int
+    session_runs: tuple[int, int] = (10, 200)
+    """Figure 15: panel runs after which the session is measured first, and last."""
 
     @classmethod
     def full(cls) -> Sizes:
@@ -47,6 +53,8 @@ class Sizes:
             delay_tasks=100, delay_latency=(1.0, 6.0), poll_baseline_interval=3.0,
             poll_baseline_tasks=16, notebook_images=4, jpeg_size=(6000, 4000), jpeg_repeats=3,
             history_records=10_000, history_repeats=3, overhead_repeats=150, import_repeats=7,
+            hostile_bytes=200 * 1024 * 1024, bomb_bytes=1024 * 1024 * 1024,
+            trickle_deadline=3.0, trickle_rounds=3,
         )
 
     @classmethod
@@ -56,6 +64,9 @@ class Sizes:
             delay_tasks=6, delay_latency=(0.1, 0.4), poll_baseline_interval=0.3,
             poll_baseline_tasks=3, notebook_images=1, jpeg_size=(600, 400), jpeg_repeats=1,
             history_records=120, history_repeats=1, overhead_repeats=5, import_repeats=2,
+            hostile_bytes=40 * 1024 * 1024, bomb_bytes=64 * 1024 * 1024,
+            trickle_deadline=1.5, trickle_rounds=1,
+            session_runs=(2, 4),
         )
 
 

@@ -7,10 +7,11 @@ The table of contents::
     show                                            render results and images as a grid
     compare, grid, open_grid                        A/B comparisons and prompt grids
     tournament, ab_test                             blind rankings and A/B verdicts
+    batch, Job                                      batch jobs: thousands of rows, resumable
     History                                         the persistent session history
     Client, Task                                    the HTTP client and its task handle
     Result, GeneratedImage, ImageRequest            typed results
-    NanoBananaError and subclasses                  typed errors
+    NanoBananaError and subclasses                  typed errors (HistoryError for the history)
     connect, use_emulator                           real service with a token, else the emulator
 
 Names are imported on first use, so ``import nanobanana_widgets`` stays cheap. The package
@@ -38,6 +39,13 @@ from nanobanana_widgets.service.errors import (
     CancelledError,
     ContentRefusedError,
     DownloadError,
+    HistoryAccessError,
+    HistoryBusyError,
+    HistoryDamagedError,
+    HistoryError,
+    HistoryVersionError,
+    HistoryWarning,
+    HistoryWriteError,
     ImageInputError,
     InvalidParameterError,
     MalformedResponseError,
@@ -48,6 +56,7 @@ from nanobanana_widgets.service.errors import (
     PossiblyBilledError,
     RateLimitError,
     RequestTooLargeError,
+    SaveError,
     ServerError,
     TaskFailedError,
     WaitTimeoutError,
@@ -71,6 +80,7 @@ if TYPE_CHECKING:
         use_emulator,
     )
     from nanobanana_widgets.store import History
+    from nanobanana_widgets.widgets.batch import Job, batch
     from nanobanana_widgets.widgets.compare import Comparison, compare
     from nanobanana_widgets.widgets.grid import Grid, grid, open_grid
     from nanobanana_widgets.widgets.panel import PromptPanel
@@ -114,6 +124,8 @@ _LAZY: dict[str, str] = {
     "Tournament": "widgets.tournament",
     "ab_test": "widgets.tournament",
     "ABTest": "widgets.tournament",
+    "batch": "widgets.batch",
+    "Job": "widgets.batch",
 }
 
 
@@ -177,5 +189,8 @@ __all__ = [  # noqa: RUF022 - grouped like the table of contents above
     "DownloadError", "ImageInputError", "InvalidParameterError", "MalformedResponseError",
     "MissingTokenError", "NoBalanceError", "NotFoundError", "PossiblyBilledError",
     "RateLimitError", "RequestTooLargeError", "ServerError", "TaskFailedError",
-    "WaitTimeoutError",
+    "WaitTimeoutError", "SaveError",
+    "HistoryError", "HistoryDamagedError", "HistoryVersionError", "HistoryAccessError",
+    "HistoryBusyError", "HistoryWriteError", "HistoryWarning",
+    "batch", "Job",
 ]

@@ -25,6 +25,7 @@ from nanobanana_widgets.service.models import (
     MODELS,
     RESOLUTIONS,
 )
+from nanobanana_widgets.service.shown import notebook_lines
 from nanobanana_widgets.session import default_history
 
 USAGE = (
@@ -53,9 +54,9 @@ class MagicRequestError(NanoBananaError):
         self.error = error
 
     def _render_traceback_(self) -> list[str]:
-        """What IPython shows instead of a traceback: the error's class and message."""
-        name = type(self.error).__name__
-        return [f"\x1b[0;31m{name}\x1b[0m: {self.error}"]
+        """What IPython shows instead of a traceback: the error's class and message (and
+        how to see the full traceback)."""
+        return notebook_lines(self, shown_as=self.error)
 
 
 def fill_prompt(template: str, namespace: Mapping[str, Any]) -> str:

@@ -221,13 +221,19 @@ def default_history(*, attach: bool = True) -> History:
     first asked for), attached to the package's default client so that the module
     functions, the panel and the magics are recorded.
 
+    It always opens (see :meth:`History.open_safely`): a damaged history is kept aside and
+    a fresh one started, one from a newer version or in a folder that cannot be written
+    is left alone and the session records beside it or in a temporary folder, each with a
+    ``HistoryWarning`` in the cell output. So ``connect()`` and the module functions work
+    in any folder.
+
     ``attach=False`` leaves the default client alone (neither made nor attached), for a
     caller that records its own client into the default history.
     """
     global _default_history
     with _history_lock:
         if _default_history is None:
-            _default_history = History()
+            _default_history = History.open_safely()
         history = _default_history
     if attach:
         history.attach(default_client())

@@ -142,6 +142,7 @@ def test_type_ctrl_enter_and_see_the_image(
     overflow = page.evaluate(_OVERFLOW)
     assert overflow["worst"] <= 1 and overflow["sideways"] <= 0, overflow
 
+    page.set_viewport_size({"width": 1200, "height": 1500})  # the whole panel in view
     _set_theme(page, "JupyterLab Dark")
     assert page.evaluate(_CONTRAST, ".nbw-panel .nbw-msg") >= 4.5
     assert page.evaluate(_CONTRAST, ".nbw-panel .nbw-result-card .widget-html-content") >= 4.5

@@ -89,7 +89,7 @@ def assert_real_controls(nb: NotebookPage, panel: Any) -> None:
     assert panel.locator(".nbw-prompt textarea").is_editable()
     assert generate_button(panel).inner_text().strip() == "Generate"
     toggles = panel.locator(".widget-toggle-button").all_inner_texts()
-    assert [t.strip() for t in toggles] == ["Generate", "Edit"]
+    assert [t.strip() for t in toggles] == ["Text to image", "Edit images"]
     models = panel.locator("select").first.locator("option").all_inner_texts()
     assert "nano-banana" in models and "nano-banana-pro" in models
     assert panel.locator(".widget-slider").count() >= 1  # count
@@ -98,7 +98,8 @@ def assert_real_controls(nb: NotebookPage, panel: Any) -> None:
 
 
 def generate_button(panel: Any) -> Any:
-    # The primary button; the Generate/Edit toggle buttons above it carry the same words.
+    # The primary button ("Generate" or "Apply edit"; the mode toggle says "Text to image"
+    # and "Edit images").
     return panel.locator("button.mod-primary").first
 
 
@@ -187,7 +188,7 @@ def test_edit_with_two_uploads_then_use_the_result_as_input(
     blue = png_file(tmp_path / "blue banner.png", (30, 60, 220), (64, 24))
 
     panel.locator(".widget-toggle-button", has_text="Edit").click()
-    expect(generate_button(panel)).to_have_text("Edit")
+    expect(generate_button(panel)).to_have_text("Apply edit")
     upload(nb, panel, [red, blue])
     nb.page.wait_for_function(
         "(sel) => { const imgs = [...document.querySelectorAll(sel)];"
@@ -208,8 +209,9 @@ def test_edit_with_two_uploads_then_use_the_result_as_input(
     assert all(u.startswith("data:image/") for u in sent[0]["image_urls"])
     screenshot(panel, f"panel-edit-{frontend}")
 
-    # "Use as input" puts the result next to the uploads and the next edit sends all three.
-    panel.locator(RESULT_CARD).first.get_by_role("button", name="Use as input").click()
+    # "+" puts the result next to the uploads and the next edit sends all three
+    # ("Use as input" would continue from it alone).
+    panel.locator(RESULT_CARD).first.locator("button.nbw-add-input").click()
     nb.page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 3",
                               arg=INPUT_IMG)
     expect(panel.locator(".nbw-inputs")).to_contain_text("3 input images")
@@ -281,7 +283,7 @@ def test_hostile_prompt_and_file_names_render_as_text(
     files = [png_file(tmp_path / name, (90, 160, 90)) for name in HOSTILE_FILES]
 
     panel.locator(".widget-toggle-button", has_text="Edit").click()
-    expect(generate_button(panel)).to_have_text("Edit")
+    expect(generate_button(panel)).to_have_text("Apply edit")
     upload(nb, panel, files)
     nb.page.wait_for_function("(sel) => document.querySelectorAll(sel).length === 2",
                               arg=INPUT_IMG)

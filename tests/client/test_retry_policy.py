@@ -126,6 +126,7 @@ class Sent:
     headers: dict[str, str]
     timeout: tuple[float, float]
     fresh_connection: bool
+    deadline: float = 0.0
     at: float = field(default_factory=time.monotonic)
 
 
@@ -138,8 +139,10 @@ class FakeTransport:
         self.closed = False
 
     def post(self, url: str, body: bytes, *, headers: Mapping[str, str],
-             timeout: tuple[float, float], fresh_connection: bool = False) -> Response:
-        self.sent.append(Sent(url, json.loads(body), dict(headers), timeout, fresh_connection))
+             timeout: tuple[float, float], deadline: float,
+             fresh_connection: bool = False) -> Response:
+        self.sent.append(Sent(url, json.loads(body), dict(headers), timeout, fresh_connection,
+                              deadline))
         step = self.steps.pop(0)
         if isinstance(step, BaseException):
             raise step

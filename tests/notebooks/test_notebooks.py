@@ -122,3 +122,16 @@ def test_quickstart_runs_against_the_emulator_of_make_demo(
     first = " ".join(text_of(o) for o in code_cells(nb)[0].outputs)
     assert f"emulator at {emulator.base_url}" in first and "Images are placeholders" in first
     assert emulator.submissions >= 3
+
+
+def test_the_budget_grid_still_asks_for_confirmation_after_run_all(
+    executed: dict[str, NotebookRun],
+) -> None:
+    """Run All leaves tutorial 05's over-budget grid waiting for its button, as its text
+    says: no later cell cancels it before the reader sees the confirmation."""
+    nb = nbformat.read(executed["05_batch"].executed, as_version=4)
+    cells = code_cells(nb)
+    assert not any("big.cancel()" in cell.source for cell in cells)
+    (state,) = [cell for cell in cells if cell.source.startswith("big.state")]
+    shown = " ".join(text_of(o) for o in state.outputs)
+    assert "'awaiting confirmation'" in shown and "0 of 18 cells done" in shown

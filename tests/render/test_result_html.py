@@ -125,15 +125,23 @@ def test_an_unusable_item_becomes_a_card_not_an_exception(tmp_path: Path) -> Non
     assert len(thumbnails_in(markup)) == 1
 
 
-def test_http_images_link_to_the_full_size_image(client: Client) -> None:
+def test_http_images_link_to_the_full_size_image_but_never_to_a_loopback_address(
+        client: Client) -> None:
     result = client.generate("a lighthouse at dusk")
-    markup = result_html(result)
     url = result.image.url
     assert url.startswith("http://127.0.0.1")
-    assert f'href="{url}"' in markup
-    assert 'target="_blank"' in markup and 'rel="noopener noreferrer"' in markup
+    markup = result_html(result)
+    assert "href=" not in markup and "127.0.0.1" not in markup  # dead once the kernel stops
     assert len(thumbnails_in(markup)) == 1
     assert result.task_id in markup
+
+    cdn = "https://cdn.example.com/images/a.png"
+    image = GeneratedImage(url=cdn, prompt="p", task_id="t-1",
+                           request=ImageRequest(action="generate", prompt="p"))
+    image._cache["data"] = result.image.bytes()
+    markup = image_html(image)
+    assert f'href="{cdn}"' in markup
+    assert 'target="_blank"' in markup and 'rel="noopener noreferrer"' in markup
 
 
 def test_only_http_urls_become_links() -> None:

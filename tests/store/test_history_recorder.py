@@ -159,3 +159,26 @@ def test_default_history_records_the_module_functions(client: Client,
     finally:
         session.set_default_client(None)
         set_default_history(None)
+
+
+def test_resume_rechecks_records_that_failed_without_an_error_code(tmp_path: Path) -> None:
+    from nanobanana_widgets.service.errors import ContentRefusedError, TaskFailedError
+
+    with Emulator(latency=0.2) as emu, Client(TEST_TOKEN, base_url=emu.base_url,
+                                              poll_interval=0.05) as client:
+        h = History(tmp_path / "h")
+        tasks = [client.submit(f"failed too early {i}") for i in range(3)]
+        # Under the service's rules a failure without an error code may be a task that
+        # is still running (a transient success:false): resume() looks it up again.
+        h.add(tasks[0].request, task_id=tasks[0].id, error=TaskFailedError("hiccup"))
+        h.add(tasks[1].request, task_id=tasks[1].id, status="failed")
+        refused = ContentRefusedError(code="forbidden")
+        h.add(tasks[2].request, task_id=tasks[2].id, error=refused)  # final: has a code
+        assert [r.status for r in h] == ["failed"] * 3
+        emu.finish_all()
+        view = h.resume(client, wait=True, timeout=10)
+        assert len(view) == 2
+        assert [r.status for r in h] == ["succeeded", "succeeded", "failed"]
+        assert h[0].error is None and h[0].results[0].local
+        assert emu.submissions == 3
+        h.close()

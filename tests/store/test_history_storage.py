@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from nanobanana_widgets.images import read_metadata
+from nanobanana_widgets.service.errors import HistoryVersionError
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store import History, Record, request_fingerprint
 from nanobanana_widgets.store.schema import SCHEMA_VERSION
@@ -40,8 +41,9 @@ def test_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     db = tmp_path / "h.sqlite"
     with sqlite3.connect(db) as conn:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(sqlite3.DatabaseError, match="newer than this package"):
+    with pytest.raises(HistoryVersionError, match="newer nanobanana-widgets") as err:
         History(db)
+    assert str(db) in str(err.value) and "Upgrade" in str(err.value)
 
 
 def test_add_stores_everything_and_reads_it_back(history: History, png: Callable[..., bytes],

@@ -107,7 +107,8 @@ def html_of(widget: w.Widget) -> str:
 
 
 def status_text(panel: PromptPanel) -> str:
-    return str(panel.status_area.value)
+    """Everything the status area holds as HTML: the messages shown and the folded ones."""
+    return html_of(panel.status_area)
 
 
 def result_cards(panel: PromptPanel) -> list[w.VBox]:
@@ -115,8 +116,9 @@ def result_cards(panel: PromptPanel) -> list[w.VBox]:
 
 
 def card_buttons(card: w.VBox) -> dict[str, w.Button]:
+    """A result card's buttons by their words ("+" for the icon-only add button)."""
     bar = card.children[1]
-    return {b.description: b for b in bar.children}
+    return {b.description or "+": b for b in bar.children}
 
 
 def input_cards(panel: PromptPanel) -> list[w.VBox]:

@@ -119,8 +119,11 @@ def test_two_results_side_by_side_with_thumbnails_params_and_prompt_diff(
     assert marked(diff, "del") == ["red"]
     assert marked(diff, "ins") == ["blue", "at night"]
     assert "fox in the snow" in re.sub(r"<(ins|del)\b.*?</\1>", "", diff)
-    # cards link to the full image on the service, never embed it
-    assert f'href="{a.image.url}"' in cards[0]
+    # cards link to a full-size copy beside the notebook (never to the loopback service,
+    # never embedded): the file is the image itself
+    href = re.search(r'href="(nanobanana-files/[^"]+\.png)"', cards[0])
+    assert href is not None and a.image.url not in all_html(c)
+    assert Image.open(Path(href.group(1))).size == Image.open(io.BytesIO(a.image.bytes())).size
     assert "image/png" not in all_html(c)
 
 

@@ -32,7 +32,7 @@ def test_cell_tags_round_trip() -> None:
       "resolutions": ["4K"]}, "resolution"),
     ({"prompts": ["ok"], "repeats": 0}, "repeats"),
     ({"prompts": ["ok"], "count": 5}, "count"),
-    ({"prompts": ["ok"], "action": "edit"}, "edit needs at least one input image"),
+    ({"prompts": ["ok"], "action": "edit"}, r"Invalid images: \[\]\. Expected at least one"),
     ({"prompts": ["ok"], "max_calls": -1}, "max_calls"),
 ])
 def test_invalid_axes_raise_before_anything_is_sent(

@@ -56,7 +56,7 @@ def test_defaults_and_properties_mirror_the_controls(client: Client,
     assert panel.prompt_box.value == "a kite"
     assert panel.resolution_dropdown.value == "4K"
     assert panel.count_slider.value == 3
-    assert panel.generate_button.description == "Edit"
+    assert panel.generate_button.description == "Apply edit"
     panel.aspect_ratio = "auto"
     assert panel.aspect_ratio is None
     with pytest.raises(InvalidParameterError, match="model"):
@@ -138,7 +138,7 @@ def test_parameters_are_traitlets_in_step_with_the_controls(panel: PromptPanel) 
     seen.clear()
     panel.model = "nano-banana"  # 1K only: the resolution follows once, with a note
     assert sorted(seen) == [("model", "nano-banana"), ("resolution", "1K")]
-    assert "resolution changed from 4K to 1K" in panel.status_area.value
+    assert "resolution changed from 4K to 1K" in status_text(panel)
     assert panel.resolution_dropdown.value == "1K"
 
     slider = w.IntSlider(value=1, min=1, max=4)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import shutil
 from pathlib import Path
 
 import ipywidgets as w
@@ -96,7 +97,15 @@ def test_data_url_images_open_full_size_on_demand(panel: PromptPanel) -> None:
     image = GeneratedImage(url=full, prompt="inline", task_id="t-1", request=request)
     card = panel._gallery.card(Thumb(image=image, jpeg=image_bytes("JPEG"), run_number=1))
     markup = card.children[0].value
-    assert full not in markup and "href=" not in markup  # only the thumbnail is kept
+    assert full not in markup  # only the thumbnail is kept; it links to a copy on disk
+    href = re.search(r'href="(nanobanana-files/[^"]+\.png)"', markup)
+    assert href is not None and Image.open(Path(href.group(1))).size == (600, 400)
+    assert "Open" not in card_buttons(card)
+    # Where no copy can be written, "Open" shows the full image on demand instead.
+    shutil.rmtree("nanobanana-files")
+    Path("nanobanana-files").write_text("a file where the folder would go")
+    card = panel._gallery.card(Thumb(image=image, jpeg=image_bytes("JPEG"), run_number=1))
+    assert "href=" not in card.children[0].value
     card_buttons(card)["Open"].click()
     assert panel.viewer.layout.display == "flex"
     close, view = panel.viewer.children

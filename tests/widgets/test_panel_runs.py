@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -50,9 +51,12 @@ def test_generate_shows_progress_results_and_thumbnails(panel: PromptPanel,
     for card, image in zip(cards, result.images, strict=True):
         markup = card.children[0].value
         assert "data:image/jpeg;base64," in markup
-        assert f'href="{image.url}"' in markup  # the thumbnail opens the full image
+        # the thumbnail opens a full-size copy that outlives the kernel, not the service
+        href = re.search(r'href="(nanobanana-files/[^"]+)"', markup)
+        assert href is not None and Path(href.group(1)).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert image.url not in markup
         assert "a lighthouse at dusk" in markup and result.task_id in markup
-        assert set(card_buttons(card)) == {"Use as input", "Save", "Run again"}
+        assert set(card_buttons(card)) == {"Use as input", "+", "Save", "Run again"}
     row = panel.runs_box.children[0].children[0].value
     assert "#1 done" in row and "2 images" in row and result.task_id in row
     assert panel.runs[-1].cancel_button.layout.display == "none"  # nothing left to cancel

@@ -28,7 +28,7 @@ from nanobanana_widgets.widgets.panel import strip as strip_module
 from nanobanana_widgets.widgets.panel.run import PanelRun
 from nanobanana_widgets.widgets.panel.runs import RunSpec
 
-from .helpers import click_and_wait
+from .helpers import click_and_wait, html_of
 
 
 class Hold:
@@ -81,17 +81,22 @@ def test_a_late_progress_report_never_takes_a_run_back(panel: PromptPanel) -> No
 
 def test_older_status_messages_never_cover_newer_ones(
         panel: PromptPanel, monkeypatch: pytest.MonkeyPatch) -> None:
-    hold = Hold(status_module.messages_html,
-                lambda shown: shown[-1][1] == "older news")
-    monkeypatch.setattr(status_module, "messages_html", hold)
-    slow = _in_thread(panel.notify, "older news")
+    slow_thread: list[threading.Thread] = []
+    hold = Hold(status_module.folded_messages_html,
+                lambda folded: threading.current_thread() in slow_thread)
+    monkeypatch.setattr(status_module, "folded_messages_html", hold)
+    slow = threading.Thread(target=panel.notify, args=("older news",), daemon=True)
+    slow_thread.append(slow)
+    slow.start()
     assert hold.entered.wait(10)  # its HTML is made, not painted
     panel.notify("newer news", "success")
     hold.release()
     slow.join(10)
-    shown = panel.status_area.value
+    shown = html_of(panel.status_area)
     assert "newer news" in shown and shown.index("newer news") < shown.index("older news")
+    assert len(panel.status_area.children) == 3  # two rows and the folded part
     assert panel.messages == ["older news", "newer news"]
+    assert panel.shown_messages == ["newer news", "older news"]
 
 
 def test_a_strip_read_painted_late_never_covers_a_later_one(

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from nanobanana_widgets.client.calls import ServiceCalls, scrub
+from nanobanana_widgets.client.calls import TOO_LARGE, ServiceCalls
 from nanobanana_widgets.client.credentials import Credentials
 from nanobanana_widgets.client.listeners import Dispatcher, Listeners
 from nanobanana_widgets.client.poller import Poller
@@ -26,12 +26,16 @@ from nanobanana_widgets.images import to_image_urls
 from nanobanana_widgets.service.errors import (
     CancelledError,
     InvalidParameterError,
+    MalformedResponseError,
     NanoBananaError,
     NotFoundError,
+    scrub_error,
 )
 from nanobanana_widgets.service.models import DEFAULT_MODEL, validate_request
 from nanobanana_widgets.service.protocol import BATCH_SIZE
 from nanobanana_widgets.service.retry import RetryPolicy
+from nanobanana_widgets.service.status import image_entries
+from nanobanana_widgets.service.text import mask_url
 from nanobanana_widgets.service.types import ImageRequest, Result, TaskRecord
 
 if TYPE_CHECKING:
@@ -50,12 +54,17 @@ class Client:
 
     ``token`` defaults to ``$ACEDATACLOUD_API_TOKEN`` and ``base_url`` to
     ``$ACEDATACLOUD_API_BASE_URL`` or ``https://api.acedata.cloud``; both are read at the
-    first request. ``timeout`` is the read timeout of a request in seconds, ``max_retries``
-    bounds the retries of the policy (:mod:`nanobanana_widgets.client.calls`),
-    ``poll_interval`` is the poller's period and ``wait_timeout`` the default deadline of
-    every wait. ``transport`` replaces the wire (see
-    :class:`~nanobanana_widgets.client.transport.Transport`); ``session`` is the
-    ``requests.Session`` of the default one.
+    first request. ``timeout`` is the read timeout of a request in seconds (each socket
+    operation); ``deadline`` the longest any one call to the service may take in all
+    (:meth:`submit`, :meth:`task`, :meth:`tasks`, each lookup of the poller: connecting,
+    sending, every byte of the answer's headers and body, and the retries), default twice
+    ``timeout``: a call ends by then whatever the server does, with a typed error (a submit
+    that may have reached the service raises ``PossiblyBilledError`` and is never resent).
+    ``max_retries`` bounds the retries of the policy
+    (:mod:`nanobanana_widgets.client.calls`), ``poll_interval`` is the poller's period and
+    ``wait_timeout`` the default deadline of every wait. ``transport`` replaces the wire
+    (see :class:`~nanobanana_widgets.client.transport.Transport`); ``session`` gives the
+    default one its settings (headers, proxies, TLS).
     """
 
     def __init__(
@@ -69,11 +78,12 @@ class Client:
         poll_interval: float = 1.0,
         wait_timeout: float = 600.0,
         transport: Transport | None = None,
+        deadline: float | None = None,
     ) -> None:
         self._credentials = Credentials(token, base_url)
-        if timeout <= 0:
-            raise InvalidParameterError("timeout", timeout, None,
-                                        hint="a positive number of seconds")
+        _check_seconds("timeout", timeout)
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
         if poll_interval <= 0:
             raise InvalidParameterError("poll_interval", poll_interval, None,
                                         hint="a positive number of seconds")
@@ -86,6 +96,7 @@ class Client:
             transport if transport is not None else RequestsTransport(session),
             self._credentials, policy=RetryPolicy(max_retries=int(max_retries)),
             timeout=float(timeout), sleep=self._sleep,
+            deadline=float(deadline) if deadline is not None else None,
         )
         self._listeners = Listeners()
         self._dispatcher = Dispatcher(f"nanobanana-listeners-{id(self):x}")
@@ -111,7 +122,20 @@ class Client:
 
     @timeout.setter
     def timeout(self, seconds: float) -> None:
+        _check_seconds("timeout", seconds)
         self._calls.timeout = float(seconds)
+
+    @property
+    def deadline(self) -> float:
+        """Seconds any one call to the service may take in all, whatever the server does
+        (default: twice :attr:`timeout`). Set ``None`` to go back to the default."""
+        return self._calls.call_deadline
+
+    @deadline.setter
+    def deadline(self, seconds: float | None) -> None:
+        if seconds is not None:
+            _check_seconds("deadline", seconds)
+        self._calls.deadline = float(seconds) if seconds is not None else None
 
     @property
     def max_retries(self) -> int:
@@ -147,7 +171,8 @@ class Client:
 
     def __repr__(self) -> str:
         has_token = self._credentials.has_token
-        return f"Client(base_url={self.base_url!r}, token={'set' if has_token else 'not set'})"
+        shown = mask_url(self.base_url)
+        return f"Client(base_url={shown!r}, token={'set' if has_token else 'not set'})"
 
     # -- listeners ----------------------------------------------------------------------
 
@@ -177,6 +202,23 @@ class Client:
         )
         return self._send(request, read_timeout=self.timeout)
 
+    def send(self, request: ImageRequest, *, retry_rate_limit: bool = True) -> Task:
+        """Submit a request built beforehand (its image URLs already normalised) and return
+        its :class:`Task` at once; it is validated first, as :meth:`submit` does.
+
+        ``retry_rate_limit=False`` raises :class:`RateLimitError` on the first 429 (nothing
+        was billed; ``retry_after`` says when to try again) instead of retrying it here, for
+        a caller that paces its own submits (the batch jobs of ``nb.batch``).
+        """
+        validate_request(
+            action=request.action, prompt=request.prompt, model=request.model,
+            count=request.count, aspect_ratio=request.aspect_ratio,
+            resolution=request.resolution,
+            image_urls=list(request.image_urls) if request.image_urls else None,
+            callback_url=request.callback_url,
+        )
+        return self._send(request, read_timeout=self.timeout, retry_rate_limit=retry_rate_limit)
+
     def generate(self, prompt: str, *, model: str = DEFAULT_MODEL, count: int = 1,
                  aspect_ratio: str | None = None, resolution: str | None = None,
                  callback_url: str | None = None, timeout: float | None = None,
@@ -184,8 +226,9 @@ class Client:
         """Generate images from ``prompt`` and wait for them.
 
         ``timeout`` is the wait deadline (default ``wait_timeout``). ``sync=True`` uses the
-        service's synchronous mode: one long request (read timeout ``timeout`` or 1800 s)
-        that returns the images. A failed task raises its mapped error.
+        service's synchronous mode: one long request that returns the images, ending within
+        ``timeout`` (default 1800 s) whatever the server does. A failed task raises its
+        mapped error.
         """
         request = _build_request(
             prompt, action="generate", images=None, model=model, count=count,
@@ -213,12 +256,14 @@ class Client:
              on_progress: ProgressCallback | None) -> Result:
         """Send ``request`` and wait for it (one long request in synchronous mode)."""
         if not request.asynchronous and request.callback_url is None:
-            task = self._send(request, read_timeout=timeout if timeout else SYNC_READ_TIMEOUT)
+            limit = timeout if timeout else SYNC_READ_TIMEOUT
+            task = self._send(request, read_timeout=limit, deadline=limit)
             return task.wait(None, on_progress)
         task = self._send(request, read_timeout=self.timeout)
         return task.wait(timeout, on_progress)
 
-    def _send(self, request: ImageRequest, *, read_timeout: float) -> Task:
+    def _send(self, request: ImageRequest, *, read_timeout: float,
+              deadline: float | None = None, retry_rate_limit: bool = True) -> Task:
         """Replay or send one validated request; returns its task (settled in sync mode)."""
         replayed = self._listeners.replay(request)
         if replayed is not None:
@@ -230,8 +275,12 @@ class Client:
             return task
         submitted_at = time.time()
         try:
-            body = self._calls.submit(request.to_payload(), read_timeout=read_timeout)
+            body = self._calls.submit(request.to_payload(), read_timeout=read_timeout,
+                                      deadline=deadline,
+                                      retry_rate_limit=retry_rate_limit)
         except NanoBananaError as exc:
+            # A PossiblyBilledError carries the task id when one could be found, so a
+            # history records the request (it may have been billed) under it.
             self._listeners.call("on_failed", request, exc, None)
             raise
         task_id = str(body["task_id"])
@@ -241,8 +290,9 @@ class Client:
                     submitted_at=submitted_at)
         logger.info("Submitted %s task %s (model %s).", request.action, task_id, request.model)
         self._listeners.call("on_submitted", task)
-        if not request.asynchronous and request.callback_url is None and "data" in body:
-            # Synchronous mode: the response holds the finished result.
+        if (not request.asynchronous and request.callback_url is None and "data" in body) \
+                or image_entries(body):
+            # Synchronous mode, or an answer that already carries images: a finished task.
             record = TaskRecord.from_json({
                 "id": task_id,
                 "trace_id": task.trace_id,
@@ -294,24 +344,35 @@ class Client:
 
     # -- tasks --------------------------------------------------------------------------
 
-    def task(self, task_id: str) -> TaskRecord:
-        """Look one task up (``retrieve``)."""
+    def task(self, task_id: str, *, deadline: float | None = None) -> TaskRecord:
+        """Look one task up (``retrieve``), within ``deadline`` seconds (default
+        :attr:`deadline`) whatever the server does."""
         if not isinstance(task_id, str) or not task_id:
             raise InvalidParameterError("task_id", task_id, None, hint="a task id string")
-        body = self._calls.lookup({"action": "retrieve", "id": task_id})
-        if not body:
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
+        body = self._calls.lookup({"action": "retrieve", "id": task_id}, deadline=deadline)
+        items = body.get("items")
+        if not isinstance(items, list) or not items:
             raise NotFoundError(f"No task with id {task_id!r}.", task_id=task_id)
-        return TaskRecord.from_json(body)
+        records = [r for r in items if isinstance(r, Mapping)]
+        # The record asked for, if the answer holds several.
+        record = next((r for r in records if TaskRecord.from_json(r).id == task_id), records[0])
+        return TaskRecord.from_json(record)
 
-    def tasks(self, ids: Iterable[str]) -> list[TaskRecord]:
+    def tasks(self, ids: Iterable[str], *, deadline: float | None = None) -> list[TaskRecord]:
         """Look many tasks up (``retrieve_batch``, 50 ids per request), in the order of ``ids``.
 
-        Ids the service does not know are left out.
+        Ids the service does not know are left out. The whole call, every request of it,
+        ends within ``deadline`` seconds (default :attr:`deadline`) whatever the server does.
         """
+        if deadline is not None:
+            _check_seconds("deadline", deadline)
+        ends = time.monotonic() + (deadline if deadline is not None else self.deadline)
         wanted = list(dict.fromkeys(ids))
         found: dict[str, TaskRecord] = {}
         for start in range(0, len(wanted), BATCH_SIZE):
-            for record in self._retrieve_batch(wanted[start:start + BATCH_SIZE]):
+            for record in self._retrieve_batch(wanted[start:start + BATCH_SIZE], ends):
                 found.setdefault(record.id, record)
         return [found[i] for i in wanted if i in found]
 
@@ -322,8 +383,20 @@ class Client:
             raise InvalidParameterError("task_id", task_id, None, hint="a task id string")
         return Task(self, task_id, request=request, submitted_at=submitted_at)
 
-    def _retrieve_batch(self, ids: Sequence[str]) -> list[TaskRecord]:
-        body = self._calls.lookup({"action": "retrieve_batch", "ids": list(ids)}, batch=True)
+    def _retrieve_batch(self, ids: Sequence[str], ends: float | None = None
+                        ) -> list[TaskRecord]:
+        """One ``retrieve_batch`` (by ``ends``, a ``time.monotonic()`` instant, if given);
+        an answer too large to read is asked for again in two halves (a record echoes its
+        request, input images included), down to one id."""
+        left = None if ends is None else max(1e-3, ends - time.monotonic())
+        try:
+            body = self._calls.lookup({"action": "retrieve_batch", "ids": list(ids)},
+                                      batch=True, deadline=left)
+        except MalformedResponseError as exc:
+            if exc.code != TOO_LARGE or len(ids) < 2:
+                raise
+            half = len(ids) // 2
+            return self._retrieve_batch(ids[:half], ends) + self._retrieve_batch(ids[half:], ends)
         items = body.get("items")
         assert isinstance(items, list)  # checked by the lookup
         return [TaskRecord.from_json(item) for item in items if isinstance(item, Mapping)]
@@ -331,7 +404,7 @@ class Client:
     def _outcome_of(self, task: Task, record: TaskRecord) -> Result | NanoBananaError:
         outcome = task._outcome_of(record)
         if isinstance(outcome, NanoBananaError):
-            return scrub(outcome, self._credentials.token)
+            return scrub_error(outcome)
         return outcome
 
     # -- waiting ------------------------------------------------------------------------
@@ -408,6 +481,13 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """Refuse anything but a positive, finite number of seconds."""
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0 < value < float("inf")):
+        raise InvalidParameterError(name, value, None, hint="a positive number of seconds")
 
 
 def _build_request(prompt: str, *, action: str, images: Any, model: str, count: int,

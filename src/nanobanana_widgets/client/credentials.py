@@ -1,5 +1,8 @@
 """The token and base URL of a client, read at its first request (not at construction).
 
+The token is registered with :mod:`nanobanana_widgets.service.secrets` when it is read, so
+every server string parsed afterwards, and every error, has it replaced by ``***``.
+
 ``token`` defaults to ``$ACEDATACLOUD_API_TOKEN`` and the base URL to
 ``$ACEDATACLOUD_API_BASE_URL`` or ``https://api.acedata.cloud``. A loopback base URL without
 a token gets a placeholder token: only a local emulator can live there, and it takes any.
@@ -18,6 +21,7 @@ from nanobanana_widgets.service.errors import (
     NanoBananaError,
 )
 from nanobanana_widgets.service.protocol import BASE_URL_ENV, DEFAULT_BASE_URL, TOKEN_ENV
+from nanobanana_widgets.service.secrets import register_secret
 
 __all__ = ["LOOPBACK_PLACEHOLDER_TOKEN", "Credentials", "check_base_url", "is_loopback"]
 
@@ -76,7 +80,12 @@ class Credentials:
                         "token", "<hidden>", None,
                         hint=f"a token without spaces or control characters (check {TOKEN_ENV})",
                     )
+                if token != LOOPBACK_PLACEHOLDER_TOKEN:
+                    # From now on no server text keeps it: every answer is scrubbed.
+                    register_secret(token)
                 self._token = token
+                if token != LOOPBACK_PLACEHOLDER_TOKEN:  # scrubbed from all text kept or shown
+                    register_secret(token)
             return self._token, self._base_url
 
     def close(self) -> None:

@@ -327,7 +327,7 @@ def _report(tasks: list[Task], reported: dict[Task, str], on_progress: ProgressC
             continue
         reported[t] = stage
         progress = Progress(task_id=t.id, status=t.status, stage=stage,
-                            elapsed=max(0.0, now - t.submitted_at))
+                            elapsed=max(0.0, now - t.submitted_at), progress=t.progress)
         try:
             on_progress(progress)
         except Exception:

@@ -27,13 +27,15 @@ class Progress:
     """What ``on_progress`` callbacks receive at each poller tick.
 
     ``stage`` is ``"submitted"`` (first report), ``"waiting"`` (still running), ``"done"``
-    or ``"failed"``; ``elapsed`` is seconds since the task was submitted.
+    or ``"failed"``; ``elapsed`` is seconds since the task was submitted; ``progress`` the
+    fraction done (0 to 1) when the service's record carries a figure, else ``None``.
     """
 
     task_id: str
     status: Status
     stage: str
     elapsed: float
+    progress: float | None = None
 
 
 ProgressCallback = Callable[[Progress], Any]
@@ -76,6 +78,13 @@ class Task:
     def done(self) -> bool:
         """Whether the task is known to have finished (from the last lookup; no request)."""
         return self.status != "pending"
+
+    @property
+    def progress(self) -> float | None:
+        """The fraction done (0 to 1) from the last lookup, when the service's record
+        carries a ``progress``/``percent`` figure (1.0 once finished), else ``None``."""
+        record = self.record
+        return record.progress if record is not None else None
 
     @property
     def cancelled(self) -> bool:

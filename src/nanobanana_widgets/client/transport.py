@@ -1,13 +1,17 @@
-"""Bytes over the wire: the one place in ``client/`` that uses requests and urllib3.
+"""Bytes over the wire: the one place in ``client/`` that uses requests.
 
-A :class:`Transport` sends one ``POST`` and returns the whole :class:`Response`, or raises
-:class:`TransportError` saying how far the request got (a ``service.retry.Failure``): never
-sent, TLS, timed out or broken after sending. It retries nothing and maps no status:
-that is :mod:`nanobanana_widgets.client.calls`, on the shared retry policy. Like httpx's
+A :class:`Transport` sends one ``POST`` and returns the whole :class:`Response` by a
+deadline, or raises :class:`TransportError` saying how far the request got (a
+``service.retry.Failure``): never sent, TLS, timed out or broken after sending, or an
+answer that cannot be read (too large). It retries nothing and maps no status: that is
+:mod:`nanobanana_widgets.client.calls`, on the shared retry policy. Like httpx's
 ``transport=``, ``Client(transport=...)`` takes any object with this shape, so tests can
 stand a fake in below the socket.
 
-:class:`RequestsTransport` is the default. A request asked for on a ``fresh_connection``
+:class:`RequestsTransport` is the default, on the package's one HTTP exchange
+(:class:`nanobanana_widgets.images.Wire`): a total deadline that holds whatever the server
+does (headers or body one byte at a time, a body that never ends), answers read up to
+``max_answer_bytes`` after decompression. A request asked for on a ``fresh_connection``
 (every submit) is sent with ``Connection: close`` after the idle pooled connections to its
 host were closed, so a kept-alive connection the server is closing at that very moment can
 never make a paid request ambiguous.
@@ -15,21 +19,18 @@ never make a paid request ambiguous.
 
 from __future__ import annotations
 
-import logging
-import queue
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Protocol
 
-import requests
-import urllib3.exceptions
-
+from nanobanana_widgets.images import AnswerTooLarge, Wire, WireError
+from nanobanana_widgets.service.protocol import MAX_ANSWER_BYTES
 from nanobanana_widgets.service.retry import Failure
 
-__all__ = ["RequestsTransport", "Response", "Transport", "TransportError"]
+if TYPE_CHECKING:
+    import requests
 
-logger = logging.getLogger("nanobanana_widgets.client")
+__all__ = ["RequestsTransport", "Response", "Transport", "TransportError"]
 
 
 @dataclass(frozen=True)
@@ -46,33 +47,49 @@ class Response:
         """The body decoded (its declared charset, else UTF-8; bad bytes replaced)."""
         if not self.content:
             return ""
-        return self.content.decode(self.encoding or "utf-8", errors="replace")
+        try:
+            return self.content.decode(self.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset Python does not know
+            return self.content.decode("utf-8", errors="replace")
 
 
 class TransportError(Exception):
-    """A request that got no HTTP answer. Its ``__cause__`` is the library's exception.
+    """A request that got no whole HTTP answer. Its ``__cause__`` is the library's exception.
 
     ``failure`` says how far it got: ``"not_sent"`` (certainly never left this machine),
-    ``"tls"``, ``"timeout"`` (sent, no answer in time) or ``"broken"`` (the connection
-    broke after sending). ``timed_out`` is true for connect and read timeouts alike.
+    ``"tls"``, ``"timeout"`` (sent, no answer in time), ``"broken"`` (the connection broke
+    after sending) or ``"malformed"`` (an answer arrived but cannot be read: ``too_large``,
+    or in an encoding not asked for). ``timed_out`` is true for connect and read timeouts
+    and for the deadline; ``deadline`` when the call's total deadline passed;
+    ``status_code`` when the status line had arrived; ``head`` the first bytes of an answer
+    too large to read (where a task id may still be found).
     """
 
-    def __init__(self, failure: Failure, *, timed_out: bool = False, detail: str = "") -> None:
+    def __init__(self, failure: Failure, *, timed_out: bool = False, detail: str = "",
+                 deadline: bool = False, status_code: int | None = None,
+                 too_large: bool = False, head: bytes = b"") -> None:
         super().__init__(f"{failure}: {detail}" if detail else failure)
         self.failure: Failure = failure
-        self.timed_out = timed_out
+        self.timed_out = timed_out or deadline
         self.detail = detail
+        self.deadline = deadline
+        self.status_code = status_code
+        self.too_large = too_large
+        self.head = head
 
 
 class Transport(Protocol):
     """What the client needs from the wire."""
 
     def post(self, url: str, body: bytes, *, headers: Mapping[str, str],
-             timeout: tuple[float, float], fresh_connection: bool = False) -> Response:
-        """Send one ``POST`` (redirects not followed); ``timeout`` is (connect, read).
+             timeout: tuple[float, float], deadline: float,
+             fresh_connection: bool = False) -> Response:
+        """Send one ``POST`` (redirects not followed) and return the whole answer.
 
+        ``timeout`` is (connect, read) seconds per socket operation; ``deadline`` the
+        ``time.monotonic()`` instant by which the whole exchange, headers and body, ends.
         ``fresh_connection``: on a connection no other request used or will use.
-        Raises :class:`TransportError` when no answer arrived.
+        Raises :class:`TransportError` when no whole answer arrived.
         """
         ...
 
@@ -82,115 +99,34 @@ class Transport(Protocol):
 
 
 class RequestsTransport:
-    """The default transport, on a ``requests.Session`` (its own unless one is given;
-    only its own is closed by :meth:`close`)."""
+    """The default transport: the package's HTTP exchange with a total deadline, with the
+    settings (headers, proxies, TLS) of ``session`` if one is given (only a session made
+    here is closed by :meth:`close`). Answers are read up to ``max_answer_bytes``."""
 
-    def __init__(self, session: requests.Session | None = None) -> None:
-        self._own = session is None
-        self.session = session if session is not None else requests.Session()
+    def __init__(self, session: requests.Session | None = None, *,
+                 max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
+        self._wire = Wire(session)
+        self.session = self._wire.session
+        self.max_answer_bytes = max_answer_bytes
 
     def post(self, url: str, body: bytes, *, headers: Mapping[str, str],
-             timeout: tuple[float, float], fresh_connection: bool = False) -> Response:
+             timeout: tuple[float, float], deadline: float,
+             fresh_connection: bool = False) -> Response:
         """See :meth:`Transport.post`."""
-        sent_headers = dict(headers)
-        if fresh_connection:
-            self._drop_idle_connections(url)
-            sent_headers["connection"] = "close"
         try:
-            resp = self.session.post(url, data=body, headers=sent_headers, timeout=timeout,
-                                     allow_redirects=False)
-            content = resp.content
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(
-                _failure_of(exc), timed_out=isinstance(exc, requests.exceptions.Timeout),
-                detail=type(exc).__name__,
-            ) from exc
-        return Response(status_code=resp.status_code,
-                        headers={k.lower(): v for k, v in resp.headers.items()},
-                        content=content or b"", encoding=resp.encoding)
+            answer = self._wire.exchange(
+                "POST", url, body=body, headers=headers, timeout=timeout, deadline=deadline,
+                max_bytes=self.max_answer_bytes, fresh_connection=fresh_connection)
+        except AnswerTooLarge as exc:
+            raise TransportError("malformed", status_code=exc.status_code, too_large=True,
+                                 detail=str(exc), head=exc.head) from exc
+        except WireError as exc:
+            raise TransportError(exc.failure, timed_out=exc.timed_out, detail=exc.detail,
+                                 deadline=exc.deadline, status_code=exc.status_code) \
+                from (exc.__cause__ or exc)
+        return Response(status_code=answer.status_code, headers=dict(answer.headers),
+                        content=answer.content, encoding=answer.encoding)
 
     def close(self) -> None:
-        """Close the session if this transport made it."""
-        if self._own:
-            self.session.close()
-
-    def _drop_idle_connections(self, url: str) -> None:
-        """Close idle pooled connections to ``url``'s host, so the next request opens a
-        fresh one (best effort: housekeeping never breaks a request)."""
-        host = (urlsplit(url).hostname or "").lower()
-        try:
-            adapter = self.session.get_adapter(url)
-            managers = [getattr(adapter, "poolmanager", None),
-                        *getattr(adapter, "proxy_manager", {}).values()]
-            for manager in managers:
-                pools = getattr(manager, "pools", None)
-                if pools is None:
-                    continue
-                for key in list(pools.keys()):
-                    try:
-                        pool = pools[key]
-                    except KeyError:
-                        continue
-                    if str(getattr(pool, "host", "")).strip("[]").lower() != host:
-                        continue
-                    _drain_idle(pool)
-        except Exception:
-            logger.debug("Could not drop idle connections.", exc_info=True)
-
-
-def _failure_of(exc: requests.exceptions.RequestException) -> Failure:
-    """How far a request that raised ``exc`` got."""
-    if _never_sent(exc):
-        return "not_sent"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return "tls"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return "timeout"
-    return "broken"
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """Whether a requests failure certainly happened before the request left this machine."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.exceptions.ConnectionError):
-        return False
-    if isinstance(exc, requests.exceptions.SSLError):
-        return False
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, (urllib3.exceptions.NewConnectionError,
-                             urllib3.exceptions.ClosedPoolError)):
-            return True
-        if isinstance(item, urllib3.exceptions.MaxRetryError):
-            stack.append(item.reason)
-        if isinstance(item, BaseException):
-            stack.extend(a for a in item.args if isinstance(a, BaseException))
-            stack.append(item.__cause__)
-            stack.append(item.__context__)
-    return False
-
-
-def _drain_idle(pool: Any) -> None:
-    """Close the idle connections of one urllib3 pool (leaving empty slots behind)."""
-    slots = getattr(pool, "pool", None)
-    if slots is None:
-        return
-    idle: list[Any] = []
-    while True:
-        try:
-            idle.append(slots.get(block=False))
-        except queue.Empty:
-            break
-    for conn in idle:
-        if conn is not None:
-            conn.close()
-        try:
-            slots.put(None, block=False)
-        except queue.Full:
-            break
+        """Close the connections (and the session if this transport made it)."""
+        self._wire.close()

@@ -42,6 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=_latency, default=0.0,
                         help="seconds per task, or LOW,HIGH for a random range (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latency RNG")
+    parser.add_argument("--rate-limit", type=float, default=None, metavar="PER_SECOND",
+                        help="submits per second the account may make; more get 429 with "
+                             "Retry-After (default: no limit)")
+    parser.add_argument("--burst", type=float, default=None, metavar="N",
+                        help="submits the account may make at once (default: one second's "
+                             "worth of --rate-limit)")
+    parser.add_argument("--max-concurrency", type=int, default=None, metavar="N",
+                        help="tasks the account may have running at once; more get 429 "
+                             "(default: no limit)")
     parser.add_argument("--token", action="append", dest="tokens", default=None,
                         help="accept only this bearer token (repeatable; default: any)")
     parser.add_argument("--parent-pid", type=int, default=None, metavar="PID",
@@ -54,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         emu = Emulator(host=args.host, port=args.port, latency=args.latency, seed=args.seed,
-                       tokens=args.tokens).start()
+                       tokens=args.tokens, rate_limit=args.rate_limit, burst=args.burst,
+                       max_concurrency=args.max_concurrency).start()
     except (OSError, ValueError) as exc:
         print(f"Cannot start the emulator: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,9 @@
 """Pillow drawings for the emulator: real, deterministic PNGs tied to the request.
 
 A generated image shows a gradient and shapes coloured from the prompt's hash, the prompt's
-words in large text, a corner label "offline emulator" and the image index when there are
-several. An edited image tiles the input images and lays a band with the prompt over them.
+words in large text (in any common script: :mod:`.typeface`), a corner label "offline
+emulator" and the image index when there are several. An edited image tiles the input
+images and lays a band with the prompt over them.
 The same inputs always give the same bytes; any change of prompt or parameters changes them.
 """
 
@@ -16,10 +17,10 @@ import random
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
+from nanobanana_widgets.emulator.typeface import Lettering, lettering
 from nanobanana_widgets.service.models import ASPECT_RATIOS
 
 __all__ = [
@@ -31,7 +32,7 @@ __all__ = [
     "render_generate",
 ]
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font = Lettering
 
 LABEL = "offline emulator"
 
@@ -44,13 +45,9 @@ class InputImage:
     placeholder: str = ""
 
 
-@lru_cache(maxsize=32)
 def _font(size: int) -> Font:
-    """A scalable font of ``size`` pixels (Pillow's bundled one, else its bitmap font)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except Exception:  # Pillow built without FreeType: fall back to the small bitmap font
-        return ImageFont.load_default()
+    """Lettering of ``size`` pixels in the package's fonts (see :mod:`.typeface`)."""
+    return lettering(size)
 
 
 def _digest(*parts: str) -> bytes:
@@ -99,8 +96,8 @@ def _text_block(draw: ImageDraw.ImageDraw, lines: Sequence[str], font: Font,
     for line in lines:
         w = font.getlength(line)
         x = x0 + max(0, int((x1 - x0 - w) // 2))
-        draw.text((x + off, y + off), line, font=font, fill=shadow)
-        draw.text((x, y), line, font=font, fill=fill)
+        font.text(draw, (x + off, y + off), line, shadow)
+        font.text(draw, (x, y), line, fill)
         y += line_h
 
 
@@ -114,7 +111,7 @@ def _corner_label(draw: ImageDraw.ImageDraw, size: tuple[int, int], index: int,
     th = int(getattr(font, "size", 10) * 1.3)
     box = (w - tw - 3 * pad, h - th - 2 * pad, w - pad, h - pad)
     draw.rectangle(box, fill=(0, 0, 0))
-    draw.text((box[0] + pad, box[1] + pad // 2), text, font=font, fill=(255, 255, 255))
+    font.text(draw, (box[0] + pad, box[1] + pad // 2), text, (255, 255, 255))
 
 
 def _index_badge(draw: ImageDraw.ImageDraw, size: tuple[int, int], index: int) -> None:
@@ -127,7 +124,7 @@ def _index_badge(draw: ImageDraw.ImageDraw, size: tuple[int, int], index: int) -
     text = str(index + 1)
     tw = font.getlength(text)
     th = getattr(font, "size", 10)
-    draw.text((pad + r - tw / 2, pad + r - th * 0.6), text, font=font, fill=(255, 255, 255))
+    font.text(draw, (pad + r - tw / 2, pad + r - th * 0.6), text, (255, 255, 255))
 
 
 def render_generate(prompt: str, size: tuple[int, int], *, index: int = 0, count: int = 1,

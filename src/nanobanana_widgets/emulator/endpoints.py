@@ -20,6 +20,7 @@ from nanobanana_widgets.emulator.callbacks import Callbacks
 from nanobanana_widgets.emulator.drawing import data_uri_size
 from nanobanana_widgets.emulator.files import ImageFiles
 from nanobanana_widgets.emulator.handler import BadBody, BodyTooLarge, Handler, error_body
+from nanobanana_widgets.emulator.ratelimit import format_retry_after
 from nanobanana_widgets.emulator.state import MAX_BATCH, TASK_FAULTS, EmulatorState, Fault, Task
 from nanobanana_widgets.service.errors import InvalidParameterError
 from nanobanana_widgets.service.models import DEFAULT_MODEL, MAX_IMAGE_BYTES, validate_request
@@ -65,6 +66,7 @@ def _validate(payload: dict[str, Any]) -> tuple[int, str, str] | None:
             resolution=payload.get("resolution"),
             image_urls=image_urls,
             callback_url=payload.get("callback_url"),
+            images_field="image_urls",
         )
     except InvalidParameterError as exc:
         return 400, "bad_request", exc.message
@@ -128,6 +130,8 @@ class Endpoints:
         payload, json_error = _parse_json(raw)
         self._state.count_submission(path, payload)
         if not self._check_auth(h):
+            return
+        if not self._within_limits(h):
             return
         fault = self._take_fault("images")
         task_fault: Fault | None = None
@@ -238,6 +242,22 @@ class Endpoints:
     def _take_fault(self, endpoint: str) -> Fault | None:
         """The fault this request meets, if any (queued first, then perhaps a random one)."""
         return self._state.take_fault(endpoint)
+
+    def _within_limits(self, h: Handler) -> bool:
+        """Whether the account's limits admit this submit; answers 429 if not (see
+        :mod:`nanobanana_widgets.emulator.ratelimit`). Nothing is billed for a refusal."""
+        state = self._state
+        limiter = state.limiter
+        if not limiter.active:
+            return True
+        refusal = limiter.admit(state.pending_count(), state.next_finish_in)
+        if refusal is None:
+            return True
+        message = ("Too many requests; slow down." if refusal.reason == "rate" else
+                   "Too many tasks running at once; wait for some to finish.")
+        h.send_json(429, error_body("too_many_requests", message),
+                    headers={"Retry-After": format_retry_after(refusal.retry_after)})
+        return False
 
     def _check_auth(self, h: Handler) -> bool:
         """Whether the request carries an accepted token; answers 401 if not."""

@@ -21,6 +21,7 @@ from nanobanana_widgets.emulator.callbacks import Callbacks
 from nanobanana_widgets.emulator.endpoints import Endpoints
 from nanobanana_widgets.emulator.files import ImageFiles
 from nanobanana_widgets.emulator.handler import EmulatorHTTPServer
+from nanobanana_widgets.emulator.ratelimit import RateLimiter
 from nanobanana_widgets.emulator.state import (
     DEFAULT_FAULT_KINDS,
     ENDPOINTS,
@@ -47,7 +48,11 @@ class Emulator:
 
     ``latency`` is seconds per task (or a ``(low, high)`` range drawn per task from a RNG
     seeded with ``seed``; ``float("inf")``: tasks never finish). ``tokens=None`` accepts any
-    non-empty bearer token; a set accepts only those. Use as a context manager::
+    non-empty bearer token; a set accepts only those. ``rate_limit`` (submits per second,
+    ``burst`` at once; default one second's worth) and ``max_concurrency`` (tasks running at
+    once) are the account's limits: a submit beyond them gets 429 with ``Retry-After``, as
+    the service answers, and nothing is billed (see
+    :mod:`nanobanana_widgets.emulator.ratelimit`). Use as a context manager::
 
         with Emulator(latency=0.2) as emu:
             requests.post(emu.base_url + "/nano-banana/images", ...)
@@ -61,11 +66,15 @@ class Emulator:
         latency: Latency = 0.0,
         tokens: Iterable[str] | None = None,
         seed: int = 0,
+        rate_limit: float | None = None,
+        burst: float | None = None,
+        max_concurrency: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = seed
         self._state = EmulatorState(latency, seed)
+        self._state.limiter = RateLimiter(rate_limit, burst, max_concurrency)
         self._callbacks = Callbacks(self._state)
         self._endpoints = self._make_endpoints(self._state, self._callbacks, tokens)
         self._server: EmulatorHTTPServer | None = None
@@ -217,6 +226,32 @@ class Emulator:
         """Requests received on the images endpoints (faulted or not)."""
         with self._state.lock:
             return self._state.submissions
+
+    @property
+    def accepted(self) -> int:
+        """Submits accepted (tasks made): what the service may bill for."""
+        with self._state.lock:
+            return self._state.accepted
+
+    @property
+    def rate_limited(self) -> int:
+        """Submits refused with 429 by the account's limits (not injected faults)."""
+        return self._state.limiter.refused
+
+    @property
+    def rate_limit(self) -> float | None:
+        """Submits per second the account may make (``None``: no limit)."""
+        return self._state.limiter.rate_limit
+
+    @property
+    def burst(self) -> float | None:
+        """Submits the account may make at once (``None`` without a rate limit)."""
+        return self._state.limiter.burst
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """Tasks the account may have running at once (``None``: no limit)."""
+        return self._state.limiter.max_concurrency
 
     @property
     def lookups(self) -> int:

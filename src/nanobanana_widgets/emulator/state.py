@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from nanobanana_widgets.emulator.ratelimit import RateLimiter
+
 __all__ = [
     "DEFAULT_FAULT_KINDS",
     "ENDPOINTS",
@@ -41,11 +43,22 @@ FAULT_KINDS: Final[tuple[str, ...]] = (
     "task_forbidden",
     "task_error",
     "partial",
+    "hiccup",
+    "status_word",
+    "progress",
 )
 """Every fault :meth:`Emulator.inject` knows."""
 
-TASK_FAULTS: Final = frozenset({"task_forbidden", "task_error", "partial"})
-"""Faults that let the request through and spoil the task it makes."""
+SHAPES: Final = frozenset({"hiccup", "status_word", "progress"})
+"""Kinds that change only how the task's records look while it runs (the vendor SDK's
+shapes, API.md): ``hiccup`` shows ``response: {"success": false}`` with no error code and
+no ``finished_at`` (a transient hiccup, not a failure); ``status_word`` puts a ``status``
+word in the record (``"running"``, over a response that, without it, reads as failed;
+``"succeeded"`` once done); ``progress`` a ``progress`` percentage rising to 100. The task
+then succeeds as usual."""
+
+TASK_FAULTS: Final = frozenset({"task_forbidden", "task_error", "partial", *SHAPES})
+"""Faults that let the request through and spoil (or reshape) the task it makes."""
 
 DEFAULT_FAULT_KINDS: Final[tuple[str, ...]] = (
     "rate_limit",
@@ -174,6 +187,27 @@ class Task:
         }
 
 
+def _reshape(record: dict[str, Any], task: Task, now: float, finished: bool) -> None:
+    """Give ``record`` the look the task's :data:`SHAPES` kind asks for."""
+    if task.fault == "hiccup" and not finished:
+        record["response"] = {"success": False, "task_id": task.id, "trace_id": task.trace_id}
+    elif task.fault == "status_word":
+        if finished:
+            record["status"] = "succeeded"
+        else:
+            record["status"] = "running"
+            record["response"] = {"success": False, "task_id": task.id,
+                                  "error": {"code": "queued", "message": "Still queued."}}
+    elif task.fault == "progress":
+        span = task.finish_at - task.created_at
+        if finished:
+            record["progress"] = 100
+        elif math.isfinite(span) and span > 0:
+            record["progress"] = max(0, min(99, int(100 * (now - task.created_at) / span)))
+        else:
+            record["progress"] = 0
+
+
 class EmulatorState:
     """Tasks, faults, counters and latency of one emulator, guarded by ``lock`` (reentrant).
 
@@ -198,6 +232,10 @@ class EmulatorState:
         self.downloads = 0
         self.billed_images = 0
         self.callbacks = 0
+        self.accepted = 0
+        """Tasks made (submits accepted) since the counters were last reset."""
+        self.limiter = RateLimiter()
+        """The account's limits (none unless the emulator is given some)."""
         self._latency = parse_latency(latency)
         self._latency_rng = random.Random(f"latency-{seed}")
         self._fault_rng = random.Random(f"faults-{seed}")
@@ -258,8 +296,9 @@ class EmulatorState:
         with self.lock:
             self.settle(time.time())
             self.submissions = self.lookups = self.downloads = 0
-            self.billed_images = self.callbacks = 0
+            self.billed_images = self.callbacks = self.accepted = 0
             self.requests_log.clear()
+            self.limiter.reset_counters()
 
     # --- tasks ---------------------------------------------------------------------------
 
@@ -290,6 +329,7 @@ class EmulatorState:
             )
             self.tasks[task.id] = task
             self.pending[task.id] = task
+            self.accepted += 1
             self.settle(now)
         return task
 
@@ -307,12 +347,14 @@ class EmulatorState:
             "created_at": round(task.created_at, 3),
             "started_at": round(task.created_at + min(0.01, task.finish_at - task.created_at), 3),
         }
-        if task.finished(now):
+        finished = task.finished(now)
+        if finished:
             record["finished_at"] = round(task.finish_at, 3)
             record["elapsed"] = round(task.finish_at - task.created_at, 3)
         record["request"] = task.request
-        if task.finished(now):
+        if finished:
             record["response"] = task.response(self.base_url)
+        _reshape(record, task, now, finished)
         return record
 
     def lookup(self, task_id: str) -> dict[str, Any] | None:
@@ -339,6 +381,14 @@ class EmulatorState:
             if task is None or not task.finished(now) or index >= task.succeeded_images:
                 return None
             return task
+
+    def next_finish_in(self) -> float | None:
+        """Seconds until the first pending task finishes (``None``: none is pending)."""
+        now = time.time()
+        with self.lock:
+            self.settle(now)
+            ends = [t.finish_at for t in self.pending.values() if math.isfinite(t.finish_at)]
+            return max(0.0, min(ends) - now) if ends else None
 
     def finish_all(self) -> list[Task]:
         """Make every pending task finish now; returns them."""

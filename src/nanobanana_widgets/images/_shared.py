@@ -28,6 +28,15 @@ from nanobanana_widgets.service.errors import ImageInputError, InvalidParameterE
 DEFAULT_MAX_PIXELS: Final = 100_000_000
 """Largest input (width × height) decoded by default; checked before decoding."""
 
+MAX_INPUT_BYTES: Final = 256 * 1024 * 1024
+"""Most bytes read from one input file or file object (before decoding): far above any
+real photo, and a stop for ``/dev/zero``-like inputs and sparse files of gigabytes."""
+
+RESULT_MAX_PIXELS: Final = 40_000_000
+"""Largest result image ``GeneratedImage.pil()`` decodes (width × height), checked before
+decoding: more than twice the largest image the service makes (4K, about 17 megapixels),
+well under what a hostile one would cost (144 megapixels took 437 MB)."""
+
 HINT_FORMATS: Final = "Use a PNG, JPEG, WebP or GIF file."
 
 # Pillow's own warnings (decompression bomb, corrupt EXIF, palette transparency, ...) are

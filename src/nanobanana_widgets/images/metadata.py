@@ -35,7 +35,7 @@ def _png_chunk(ctype: bytes, payload: bytes) -> bytes:
 
 def _itxt(keyword: str, text: str) -> bytes:
     body = keyword.encode("latin-1") + b"\x00" + b"\x00\x00" + b"\x00" + b"\x00" + \
-        text.encode("utf-8")
+        text.encode("utf-8", "replace")  # a lone surrogate cannot stop a save
     return _png_chunk(b"iTXt", body)
 
 
@@ -68,7 +68,7 @@ _COM_ROOM: Final = 65533 - len(_COM_PREFIX)
 
 
 def _embed_jpeg(data: bytes, meta_json: str) -> bytes:
-    payload = meta_json.encode("utf-8")
+    payload = meta_json.encode("utf-8", "replace")
     pieces = [payload[i:i + _COM_ROOM] for i in range(0, len(payload), _COM_ROOM)] or [b""]
     segments = b"".join(
         b"\xff\xfe" + struct.pack(">H", len(piece) + len(_COM_PREFIX) + 2)
@@ -126,9 +126,11 @@ def embed_metadata(data: bytes, meta: Mapping[str, Any]) -> bytes:
 
 
 def _parse_meta(text: str | bytes) -> dict[str, Any]:
+    """The metadata JSON of a file as it was written; ``{}`` when it is damaged (nested
+    100,000 levels deep included: a file is as hostile as a server)."""
     try:
         value = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return value if isinstance(value, dict) else {}
 

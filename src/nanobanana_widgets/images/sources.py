@@ -10,7 +10,9 @@ input.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,15 +29,16 @@ from nanobanana_widgets.images._pixels import (
 )
 from nanobanana_widgets.images._shared import (
     DEFAULT_MAX_PIXELS,
+    MAX_INPUT_BYTES,
     Raw,
     check_positive,
     open_checked,
     parse_data_uri,
     quiet_pillow,
 )
-from nanobanana_widgets.images.fetch import download
+from nanobanana_widgets.images.fetch import download, url_problem
 from nanobanana_widgets.service import models
-from nanobanana_widgets.service.errors import DownloadError, ImageInputError
+from nanobanana_widgets.service.errors import DownloadError, ImageInputError, describe_error
 from nanobanana_widgets.service.text import data_uri as _data_uri
 from nanobanana_widgets.service.text import data_uri_length as _data_uri_length
 from nanobanana_widgets.service.text import short_url as _short_url
@@ -51,6 +54,8 @@ _PASS_THROUGH_FORMATS: Final[dict[str, str]] = {
     "WEBP": "image/webp",
     "GIF": "image/gif",
 }
+_READ_CHUNK: Final = 1 << 20
+_HINT_TOO_BIG: Final = "Convert it to a PNG or JPEG of a sensible size first."
 _ACCEPTED: Final = (
     "Pass a file path, bytes, a binary file object, a PIL.Image, a numpy array, an "
     "http(s) URL, a data:image/...;base64 URI, a FileUpload value or a result."
@@ -106,20 +111,29 @@ def _check_http_url(url: str, label: str) -> str:
     if any(c.isspace() for c in url):
         raise ImageInputError(label, "is a URL containing spaces",
                               hint="Percent-encode the spaces (%20) or check the URL.")
+    problem = url_problem(url)
+    if problem is not None:  # a port out of range, a host that is not a DNS name, ...
+        raise ImageInputError(label, f"is not a usable URL: {problem}",
+                              hint="Expected a URL such as https://example.com/image.png.")
     scheme, rest = url.split(":", 1)
     return scheme.lower() + ":" + rest  # "HTTPS://..." is valid, but sent as "https://..."
 
 
-def read_path(path: Path, label: str) -> Raw:
-    """The bytes of a file (``~`` expanded); a missing, unreadable or folder path raises
-    :class:`ImageInputError` naming ``label``."""
+def read_path(path: Path, label: str, *, limit: int = MAX_INPUT_BYTES) -> Raw:
+    """The bytes of a file (``~`` expanded); raises :class:`ImageInputError` naming
+    ``label`` for a missing, unreadable or oversized file and for anything that is not a
+    regular file (a folder, a FIFO, a device such as ``/dev/zero``, a socket).
+
+    The file is opened without blocking (a FIFO with no writer would block ``open()``
+    forever) and its type and size are checked on the open descriptor before one byte is
+    read; at most ``limit`` bytes are ever read, even from a file growing meanwhile.
+    """
     with contextlib.suppress(RuntimeError):  # no home directory to expand "~" into
         path = path.expanduser()
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0) \
+        | getattr(os, "O_NOCTTY", 0)
     try:
-        if path.is_dir():
-            raise ImageInputError(label, "is a folder, not a file",
-                                  hint="Pass the path of an image file inside it.")
-        data = path.read_bytes()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         raise ImageInputError(
             label, "no such file",
@@ -131,17 +145,58 @@ def read_path(path: Path, label: str) -> Raw:
     except PermissionError:
         raise ImageInputError(label, "cannot be read: permission denied",
                               hint="Check the file's permissions.") from None
-    except ImageInputError:
-        raise
     except ValueError:  # "embedded null byte": no file can have that name
         raise ImageInputError(label, "is not a file path (it contains a NUL character)",
                               hint=_ACCEPTED) from None
     except OSError as exc:
-        if exc.errno == 36 or "too long" in str(exc).lower():  # ENAMETOOLONG
+        if exc.errno == errno.ENAMETOOLONG or "too long" in str(exc).lower():
             raise ImageInputError(label, "no such file (the name is too long for a path)",
                                   hint=_ACCEPTED) from None
         raise ImageInputError(label, f"cannot be read ({exc.strerror or exc})") from None
-    return Raw(data, label)
+    try:
+        return Raw(_read_regular(fd, label, limit), label)
+    finally:
+        os.close(fd)
+
+
+def _read_regular(fd: int, label: str, limit: int) -> bytes:
+    """The content of the open file ``fd`` if it is a regular file of at most ``limit``
+    bytes (checked before reading)."""
+    try:
+        info = os.fstat(fd)
+        mode = info.st_mode
+        if stat.S_ISDIR(mode):
+            raise ImageInputError(label, "is a folder, not a file",
+                                  hint="Pass the path of an image file inside it.")
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                    else "a character device" if stat.S_ISCHR(mode)
+                    else "a block device" if stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise ImageInputError(label, f"is {kind}, not an image file",
+                                  hint="Pass the path of an image file.")
+        if info.st_size > limit:
+            raise ImageInputError(label, _too_big(info.st_size, limit), hint=_HINT_TOO_BIG)
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            chunk = os.read(fd, _READ_CHUNK)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > limit:  # it grew while being read
+                raise ImageInputError(label, _too_big(total, limit), hint=_HINT_TOO_BIG)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except ImageInputError:
+        raise
+    except (OSError, MemoryError) as exc:
+        raise ImageInputError(label, f"cannot be read ({describe_error(exc)})") from exc
+
+
+def _too_big(size: int, limit: int) -> str:
+    return (f"is {size / 1e6:.0f} MB, over the limit of {limit / 1e6:.0f} MB read for an "
+            "input image")
 
 
 def _read_string(source: str, label: str) -> str | Raw:
@@ -172,18 +227,50 @@ def _read_string(source: str, label: str) -> str | Raw:
     return read_path(Path(source), label)
 
 
-def _read_filelike(source: Any, label: str) -> Raw:
+def _read_filelike(source: Any, label: str, *, limit: int = MAX_INPUT_BYTES) -> Raw:
+    """The bytes a file-like object's ``read()`` gives, at most ``limit``; anything its
+    ``read()`` raises (a closed file, the user's own error) becomes an
+    :class:`ImageInputError` naming the input, with the exception as its cause."""
+    if getattr(source, "closed", False) is True:
+        raise ImageInputError(label, "is a closed file",
+                              hint="Pass it while it is open, or pass its path.")
+    chunks: list[bytes] = []
+    total = 0
+    sized = True
     try:
-        data = source.read()
-    except OSError as exc:
-        raise ImageInputError(label, f"cannot be read ({exc})") from None
-    if isinstance(data, str):
-        raise ImageInputError(label, "is a file opened in text mode",
-                              hint="Open it with open(path, 'rb').")
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageInputError(label, f"read() returned {type(data).__name__}, not bytes",
-                              hint=_ACCEPTED)
-    return Raw(bytes(data), label)
+        while True:
+            if sized:
+                try:
+                    data = source.read(_READ_CHUNK)
+                except TypeError:
+                    if chunks:
+                        raise
+                    sized = False  # a read() that takes no size: one call, checked after
+                    data = source.read()
+            else:
+                data = source.read()
+            if data is None:
+                raise ImageInputError(label, "is a non-blocking stream with no data ready",
+                                      hint="Read it into bytes first.")
+            if isinstance(data, str):
+                raise ImageInputError(label, "is a file opened in text mode",
+                                      hint="Open it with open(path, 'rb').")
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise ImageInputError(label, f"read() returned {type(data).__name__}, not bytes",
+                                      hint=_ACCEPTED)
+            if not data:
+                break
+            total += memoryview(data).nbytes
+            if total > limit:
+                raise ImageInputError(label, _too_big(total, limit), hint=_HINT_TOO_BIG)
+            chunks.append(bytes(data))
+            if not sized:
+                break
+    except ImageInputError:
+        raise
+    except Exception as exc:  # the user's own read(): whatever it raises is named
+        raise ImageInputError(label, f"could not be read: {describe_error(exc)}") from exc
+    return Raw(b"".join(chunks), label)
 
 
 def _read_upload(entry: Mapping[str, Any], label: str) -> Raw:

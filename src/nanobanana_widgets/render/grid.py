@@ -28,14 +28,17 @@ __all__ = [
     "column_head_html",
     "column_label",
     "corner_html",
+    "grid_status_text",
     "grid_styles",
     "grid_title_html",
+    "not_resent_note",
     "plan_html",
     "record_caption",
     "record_cell_title",
     "repeat_head_html",
     "row_head_html",
     "status_line_html",
+    "thumb_box",
 ]
 
 CellImage = tuple[str | None, str | None, str | None]
@@ -98,6 +101,40 @@ def budget_html(paid: int, max_calls: int) -> str:
     return (f'<div class="nbw-budget">This grid would make {paid} paid generations, '
             f"more than max_calls={max_calls}. Nothing has been sent. Click the button (or "
             f"call grid.confirm()) to run them.</div>")
+
+
+def grid_status_text(state: str, summary: str, *, elapsed: float | None, sent: int) -> str:
+    """The grid's status line in words, for its ``state`` (``"awaiting confirmation"``,
+    ``"ready"``, ``"reopened"``, ``"running"``, ``"cancelled"``, ``"done"``), its
+    ``summary``, the seconds since it started and how many cells were ``sent``."""
+    if state == "awaiting confirmation":
+        return "Waiting for confirmation; nothing has been sent."
+    if state == "ready":
+        return "Not started."
+    if state == "reopened":
+        return f"From the history: {summary}."
+    if state == "cancelled" and sent == 0:
+        return "Cancelled before anything was sent; nothing was billed."
+    text = summary + (f" · {seconds(elapsed)}" if elapsed is not None else "")
+    if state == "running":
+        text = "Running: " + text
+    elif state == "cancelled":
+        text = (f"Cancelled: {text}. {plural(sent, 'cell')} had been sent: "
+                f"{'they' if sent != 1 else 'it'} may still finish and be billed; "
+                "grid.history.resume() looks them up.")
+    else:
+        text = "Done: " + text
+    return text + ("" if text.endswith(".") else ".")
+
+
+def not_resent_note(kept: int) -> str:
+    """What the status line adds when ``kept`` failed cells were not retried because they
+    were sent and may still be billed (``""`` when none)."""
+    if not kept:
+        return ""
+    return (f"{kept} failed cell{'s were' if kept != 1 else ' was'} sent and may still "
+            "finish (and be billed): not sent again; grid.history.resume() looks "
+            f"{'them' if kept != 1 else 'it'} up.")
 
 
 def status_line_html(text: str, *, error: bool = False) -> str:
@@ -179,11 +216,40 @@ def cell_error_html(error: BaseException, title: str) -> str:
             + "</div>")
 
 
-def cell_waiting_html(text: str, *, spin: bool = True) -> str:
-    """A cell without an outcome yet: ``queued``, ``sending…``, ``waiting 4 s``."""
+def thumb_box(aspect_ratio: str | None, images: int, *, side: int) -> tuple[int, int]:
+    """The size in pixels of one thumbnail of a cell: ``side`` on its longest side, in
+    the shape of ``aspect_ratio`` (``None``: square, the service's default)."""
+    w, h = (int(p) for p in (aspect_ratio or "1:1").split(":"))
+    if w >= h:
+        return side, max(1, round(side * h / w))
+    return max(1, round(side * w / h)), side
+
+
+def cell_waiting_html(text: str, *, spin: bool = True, aspect_ratio: str | None = None,
+                      images: int = 0, side: int = 256) -> str:
+    """A cell without an outcome yet: ``queued``, ``sending…``, ``waiting 4 s``.
+
+    With ``images`` (how many the cell will show), the cell keeps the room its images will
+    take (``aspect_ratio``, thumbnails of ``side`` px, laid out as
+    :func:`cell_images_html` lays them), with the text as its caption: the matrix does
+    not jump when they arrive."""
     spinner = '<span class="nbw-spin" aria-hidden="true">◌</span> ' if spin else ""
-    return (f'<div class="nbw-matrix-waiting" style="{MUTED_STYLE}padding:4px;">'
-            f"{spinner}{html.escape(text)}</div>")
+    if images <= 0:
+        return (f'<div class="nbw-matrix-waiting" style="{MUTED_STYLE}padding:4px;">'
+                f"{spinner}{html.escape(text)}</div>")
+    w, h = thumb_box(aspect_ratio, images, side=side)
+    # width 100% up to the thumbnail's width: like the image it stands for, it never
+    # makes its column wider than the column would be with the image
+    box = (f"display:flex;align-items:center;justify-content:center;width:100%;"
+           f"max-width:{w}px;aspect-ratio:{w} / {h};margin:0 auto;border-radius:4px;"
+           "background:var(--jp-layout-color2, rgba(128,128,128,0.15));")
+    glyph = '<span class="nbw-spin" aria-hidden="true">◌</span>' if spin else ""
+    boxes = "".join(f'<div style="flex:1 1 0;min-width:0;"><div class="nbw-matrix-slot" '
+                    f'style="{box}">{glyph}</div></div>' for _ in range(images))
+    return (f'<div class="nbw-matrix-waiting"><div style="display:flex;gap:4px;'
+            f'flex-wrap:wrap;">{boxes}</div>'
+            f'<div style="{MUTED_STYLE}margin-top:2px;overflow-wrap:anywhere;">'
+            f"{html.escape(text)}</div></div>")
 
 
 def record_cell_title(rec: Any, tag: str) -> str:

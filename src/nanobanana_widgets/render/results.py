@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nanobanana_widgets.images import thumbnail
+from nanobanana_widgets.render.links import lasting_url
 from nanobanana_widgets.service.errors import NanoBananaError
 from nanobanana_widgets.service.text import data_uri as _encode_data_uri
 from nanobanana_widgets.service.text import squash
@@ -81,10 +82,9 @@ def data_uri(data: bytes, format: str = "JPEG") -> str:
 
 
 def safe_link(url: str | None) -> str | None:
-    """``url`` when it is an http(s) URL that may go into an ``href``, else ``None``."""
-    if isinstance(url, str) and url.lower().startswith(("http://", "https://")):
-        return url
-    return None
+    """``url`` when it is an http(s) URL that may go into an ``href`` of an output, else
+    ``None``: never a loopback address (see :mod:`nanobanana_widgets.render.links`)."""
+    return lasting_url(url)
 
 
 # --- items -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from typing import Any
 from nanobanana_widgets.render.parts import plural
 from nanobanana_widgets.service.text import data_uri, shorten
 
-__all__ = ["error_headline", "record_summary", "strip_message_html", "strip_row_html",
-           "strip_title_html"]
+__all__ = ["error_headline", "pager_html", "record_summary", "strip_message_html",
+           "strip_row_html", "strip_title_html"]
 
 _PROMPT_CHARS = 160
 _HEADLINE_CHARS = 110
@@ -56,20 +56,40 @@ def _when(created: float) -> tuple[str, str]:
     return time.strftime("%Y-%m-%d", local), full
 
 
-def strip_title_html(shown: int, total: int) -> str:
-    """``History · 40 records · newest 12 of 40 shown``."""
+def strip_title_html(shown: int, total: int, *, first: int = 1, query: str = "",
+                     matching: int | None = None) -> str:
+    """``History · 40 records · newest 12 of 40 shown``; on a later page ``· 13–24 of 40
+    shown``; with a search ``· 3 match “cat” · all 3 shown``."""
     if not total:
         return ('<span class="nbw-hs-title">History</span> '
                 '<span class="nbw-muted">· no requests recorded yet</span>')
-    what = f"newest {shown} of {total:,}" if shown < total else f"all {total:,}"
+    of = total if matching is None else matching
+    last = first + shown - 1
+    if not shown:
+        what = "none shown"
+    elif shown >= of:
+        what = f"all {of:,} shown"
+    elif first == 1:
+        what = f"newest {shown} of {of:,} shown"
+    else:
+        what = f"{first:,}–{last:,} of {of:,} shown"
+    text = f"{total:,} record{'s' if total != 1 else ''}"
+    if query:
+        text += f" · {matching or 0:,} match “{query}”"
     return ('<span class="nbw-hs-title">History</span> '
-            f'<span class="nbw-muted">· {total:,} record{"s" if total != 1 else ""}'
-            f" · {what} shown</span>")
+            f'<span class="nbw-muted">· {html.escape(text)} · {html.escape(what)}</span>')
 
 
-def strip_message_html(text: str) -> str:
-    """The strip's problem line (empty when there is none)."""
-    return f'<div class="nbw-msg nbw-msg-error">{html.escape(text)}</div>' if text else ""
+def pager_html(page: int, pages: int) -> str:
+    """``page 2 of 4`` between the strip's Newer and Older buttons."""
+    return f'<span class="nbw-muted">page {page:,} of {max(page, pages):,}</span>'
+
+
+def strip_message_html(text: str, level: str = "error") -> str:
+    """The strip's message line (a problem, or what it is doing); empty when none."""
+    if not text:
+        return ""
+    return f'<div class="nbw-msg nbw-msg-{html.escape(level)}">{html.escape(text)}</div>'
 
 
 def _thumb_html(status: str, jpeg: bytes | None, kind: str) -> str:
@@ -114,8 +134,8 @@ def _status_html(rec: Any) -> str:
                 f'title="{esc(chr(10).join(details), quote=True)}" '
                 f'style="overflow-wrap:anywhere;">{esc(text)}{marks}</div>')
     return ('<div class="nbw-hs-status nbw-hs-pending" title="Still running, or its '
-            'process stopped before it finished: History.resume() looks it up.">'
-            f"… not finished ({esc(rec.status)}){marks}</div>")
+            'process stopped waiting before it finished: Refresh looks it up again.">'
+            f"… not finished when last looked up ({esc(rec.status)}){marks}</div>")
 
 
 def strip_row_html(rec: Any, jpeg: bytes | None, kind: str = "result") -> str:

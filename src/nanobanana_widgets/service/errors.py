@@ -7,11 +7,14 @@ not known). Errors caused by the caller's input are also ``ValueError``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final, TypeVar
 
-from nanobanana_widgets.service.text import short_repr
+from nanobanana_widgets.service.answers import UnreadableAnswer, parse_json
+from nanobanana_widgets.service.secrets import scrub
+from nanobanana_widgets.service.shown import notebook_lines
+from nanobanana_widgets.service.status import reason_in
+from nanobanana_widgets.service.text import clean_text, short_repr, shorten
 
 __all__ = [
     "APIConnectionError",
@@ -32,12 +35,18 @@ __all__ = [
     "PossiblyBilledError",
     "RateLimitError",
     "RequestTooLargeError",
+    "SaveError",
     "ServerError",
     "TaskFailedError",
     "WaitTimeoutError",
     "describe_error",
+    "error_from_body",
     "error_from_response",
+    "scrub_error",
 ]
+
+MAX_SERVER_MESSAGE: Final = 500
+"""Most characters of a server's own words quoted in an error message."""
 
 
 class NanoBananaError(Exception):
@@ -78,6 +87,11 @@ class NanoBananaError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the error's class and message, the
+        user's line that led to it and how to see the full traceback (``%tb verbose``)."""
+        return notebook_lines(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -279,6 +293,13 @@ class DownloadError(NanoBananaError):
     default_message = "Could not download the image."
 
 
+class SaveError(NanoBananaError, OSError):
+    """A result image could not be written to a file (the folder cannot be written, the
+    disk is full, the name is not a valid path)."""
+
+    default_message = "Could not save the image."
+
+
 # --- mapping ---------------------------------------------------------------------------
 
 _BY_STATUS: dict[int, type[APIError]] = {
@@ -327,30 +348,43 @@ def error_from_body(
     trace_id: str | None = None,
     task_id: str | None = None,
 ) -> APIError:
-    """Build the mapped error from a decoded error body such as API.md's."""
+    """Build the mapped error from a decoded error body such as API.md's.
+
+    The message is ``error.message``, ``error.detail``, a bare ``error`` string,
+    ``message``, ``failure_reason`` or ``fail_reason`` (the vendor SDK's order), cleaned and
+    cut to :data:`MAX_SERVER_MESSAGE` characters.
+    """
     code: str | None = None
     message: str | None = None
     if isinstance(body, Mapping):
         err = body.get("error")
         if isinstance(err, Mapping):
             raw_code = err.get("code")
-            code = str(raw_code) if raw_code is not None else None
-            raw_message = err.get("message")
-            message = str(raw_message) if raw_message else None
-        elif isinstance(err, str):
-            message = err
+            code = _field(raw_code) if isinstance(raw_code, (str, int)) else None
+        message = _reason(body)
         raw_trace = body.get("trace_id")
         if trace_id is None and isinstance(raw_trace, str):
-            trace_id = raw_trace
+            trace_id = _field(raw_trace)
         raw_task = body.get("task_id")
         if task_id is None and isinstance(raw_task, str):
-            task_id = raw_task
+            task_id = _field(raw_task)
     cls = error_class_for(status_code, code)
     if message:
-        message = _sentence(message)
+        message = _sentence(shorten(" ".join(message.split()), MAX_SERVER_MESSAGE))
         if cls.default_message and cls.default_message not in message:
             message = f"{cls.default_message} The service said: {message}"
     return cls(message, status_code=status_code, code=code, trace_id=trace_id, task_id=task_id)
+
+
+def _reason(body: Mapping[str, Any]) -> str | None:
+    found = reason_in(body)
+    return clean_text(found) if found is not None else None
+
+
+def _field(value: str | int) -> str | None:
+    """A code or an id from a server, cleaned and cut short (``None`` when blank)."""
+    text = shorten(clean_text(str(value)).strip(), 200)
+    return text or None
 
 
 def error_from_response(
@@ -360,11 +394,15 @@ def error_from_response(
     content_type: str | None = None,
     retry_after: float | None = None,
 ) -> APIError:
-    """Build the mapped error from a raw HTTP error response (JSON, HTML or empty)."""
+    """Build the mapped error from a raw HTTP error response (JSON, HTML or empty).
+
+    ``text`` is read with :func:`~nanobanana_widgets.service.answers.parse_json` (bounded,
+    cleaned), so a body nested 100,000 levels deep is just "a body that is not JSON".
+    """
     body: Any = None
     try:
-        body = json.loads(text) if text.strip() else None
-    except ValueError:
+        body = parse_json(text) if text.strip() else None
+    except UnreadableAnswer:
         body = None
     if isinstance(body, Mapping):
         err = error_from_body(body, status_code=status_code)
@@ -391,6 +429,23 @@ def error_from_response(
     return err
 
 
+_E = TypeVar("_E", bound=NanoBananaError)
+
+
+def scrub_error(error: _E) -> _E:
+    """``error`` with every registered secret replaced by ``***`` in its message, code and
+    ids (:func:`~nanobanana_widgets.service.secrets.scrub`); returns it."""
+    cleaned = scrub(error.message)
+    if cleaned != error.message:
+        error.message = cleaned
+        error.args = (cleaned,)
+    for name in ("code", "trace_id", "task_id"):
+        value = getattr(error, name, None)
+        if isinstance(value, str):
+            setattr(error, name, scrub(value))
+    return error
+
+
 def _sentence(text: str) -> str:
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else text + "."
@@ -405,3 +460,73 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, (OSError, ValueError, TypeError)) and text:
         return f"{text} ({name})"
     return f"Unexpected error ({name}): {text}" if text else f"Unexpected error ({name})."
+
+
+# --- the history (added for issue 11; kept at the end of the file) ---------------------
+
+
+class HistoryError(NanoBananaError):
+    """The history database or its folder could not be used; ``path`` names the file."""
+
+    default_message = "The history could not be used."
+
+    def __init__(self, message: str | None = None, *, path: str | None = None,
+                 detail: str | None = None) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_history_error, (type(self), self.message, self.path, self.detail),
+                self.__dict__)
+
+
+def _rebuild_history_error(cls: type[HistoryError], message: str, path: str | None,
+                           detail: str | None) -> HistoryError:
+    return cls(message, path=path, detail=detail)
+
+
+class HistoryDamagedError(HistoryError):
+    """The history file is not a database, or is truncated or corrupt (it is left as it is)."""
+
+    default_message = "The history file is damaged."
+
+
+class HistoryVersionError(HistoryError):
+    """The history was written by a newer version of the package (its schema is newer)."""
+
+    default_message = "The history was written by a newer nanobanana-widgets."
+
+
+class HistoryAccessError(HistoryError):
+    """The history's folder or file cannot be opened or created (permissions, read-only)."""
+
+    default_message = "The history folder cannot be opened or written."
+
+
+class HistoryBusyError(HistoryError):
+    """Another process held the history's write lock for longer than ``busy_timeout``."""
+
+    default_message = "The history is locked by another process."
+
+
+class HistoryWriteError(HistoryError):
+    """A write to the history failed (a full disk, an I/O error)."""
+
+    default_message = "The history could not be written."
+
+
+class HistoryWarning(UserWarning):
+    """Shown in the cell output when the history needs the user's attention: a record that
+    could not be saved yet, a damaged history set aside, an export that skipped a file."""
+
+
+__all__ += [
+    "HistoryAccessError",
+    "HistoryBusyError",
+    "HistoryDamagedError",
+    "HistoryError",
+    "HistoryVersionError",
+    "HistoryWarning",
+    "HistoryWriteError",
+]

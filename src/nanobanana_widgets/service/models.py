@@ -81,11 +81,14 @@ def validate_request(
     resolution: Any = None,
     image_urls: Sequence[Any] | None = None,
     callback_url: Any = None,
+    images_field: str = "images",
 ) -> None:
     """Check one images request the way the service would; raise on the first problem.
 
     Raises :class:`InvalidParameterError` (a ``ValueError``) naming the field and the
-    allowed values. Image contents are not checked here (see :mod:`.images`).
+    allowed values. Image contents are not checked here (see :mod:`.images`). The input
+    images are named ``images`` (what a Python caller passes); the emulator, which speaks
+    the wire format, passes ``images_field="image_urls"``.
     """
     if action not in ACTIONS:
         raise InvalidParameterError("action", action, ACTIONS)
@@ -106,17 +109,19 @@ def validate_request(
                 "resolution",
                 resolution,
                 allowed,
-                hint=f"model {model!r} supports {', '.join(allowed)}; "
+                hint=f"a resolution that model {model!r} supports ({', '.join(allowed)}); "
                 "nano-banana-2, nano-banana-2.1 and nano-banana-pro go up to 4K",
             )
     if action == "edit" and not image_urls:
         raise InvalidParameterError(
-            "image_urls", image_urls, None, hint="edit needs at least one input image"
+            images_field, [] if image_urls is None else image_urls, None,
+            hint="at least one input image: an edit changes the images it is given "
+            "(paths, URLs, PIL images or earlier results)",
         )
     if image_urls is not None:
         if len(image_urls) > MAX_IMAGES:
             raise InvalidParameterError(
-                "image_urls",
+                images_field,
                 f"{len(image_urls)} images",
                 None,
                 hint=f"at most {MAX_IMAGES} images per request",
@@ -126,7 +131,7 @@ def validate_request(
                 ("http://", "https://", "data:image/")
             ):
                 raise InvalidParameterError(
-                    f"image_urls[{i}]",
+                    f"{images_field}[{i}]",
                     url if isinstance(url, str) else type(url).__name__,
                     None,
                     hint="an http(s) URL or a data:image/...;base64 URI",

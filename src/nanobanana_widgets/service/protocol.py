@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["BASE_URL_ENV", "BATCH_SIZE", "DEFAULT_BASE_URL", "IMAGES_PATH", "TASKS_PATH",
-           "TOKEN_ENV"]
+__all__ = ["BASE_URL_ENV", "BATCH_SIZE", "DEFAULT_BASE_URL", "IMAGES_PATH", "MAX_ANSWER_BYTES",
+           "MAX_JSON_DEPTH", "TASKS_PATH", "TOKEN_ENV"]
 
 DEFAULT_BASE_URL: Final = "https://api.acedata.cloud"
 """The service's base URL."""
@@ -25,3 +25,11 @@ TASKS_PATH: Final = "/nano-banana/tasks"
 
 BATCH_SIZE: Final = 50
 """Most task ids per ``retrieve_batch`` request (what the official integrations send)."""
+
+MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
+"""Largest answer the client reads from the service, after decompression (32 MiB). Real
+answers are a few kilobytes; a task record echoes its request, so an edit's record can
+carry its input images (each at most 10 MB as a data URI). Reading stops at the limit."""
+
+MAX_JSON_DEPTH: Final = 64
+"""Deepest nesting of objects and lists accepted in an answer (real ones nest 4 levels)."""

@@ -14,7 +14,8 @@ seconds; they do the waiting. What may be retried depends on what a call costs:
 
 Waits are jittered exponential backoff, ``backoff_base * backoff_factor ** retry`` times a
 random factor in ``jitter``, raised to ``Retry-After`` when the service sent one, and never
-longer than ``max_wait``. Attempts are bounded: ``max_retries`` retries after the first.
+longer than ``max_wait``. Attempts are bounded: ``max_retries`` retries after the first,
+and by the caller's overall deadline: a wait that would end after it is not started.
 """
 
 from __future__ import annotations
@@ -97,14 +98,17 @@ class RetryPolicy:
         """Seconds to wait before trying again, or ``None``: give up and report ``failure``.
 
         ``retries`` is how many retries were made already; ``retry_after`` the server's
-        ``Retry-After`` in seconds; ``time_left`` what remains of an overall deadline (no
-        retry once it has passed).
+        ``Retry-After`` in seconds; ``time_left`` what remains of an overall deadline: no
+        retry once it has passed, nor one whose wait alone would pass it.
         """
         if not self.may_retry(call, failure) or retries >= self.max_retries:
             return None
         if time_left is not None and time_left <= 0:
             return None
-        return self.backoff(retries, retry_after)
+        wait = self.backoff(retries, retry_after)
+        if time_left is not None and wait >= time_left:
+            return None
+        return wait
 
 
 DOWNLOAD_RETRY: Final = RetryPolicy(max_retries=2, backoff_base=0.2, backoff_factor=3.0,

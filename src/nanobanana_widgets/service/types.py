@@ -1,11 +1,15 @@
 """Typed results: the request as sent, the images, the task record and its status.
 
-Frozen dataclasses built from the service's JSON. Status is inferred from a task record
-as API.md describes, since the service sends no status field.
+Frozen dataclasses built from the service's JSON (parsed and cleaned by
+:mod:`nanobanana_widgets.service.answers`). Status and progress are inferred from a task
+record (:mod:`nanobanana_widgets.service.status`), since the service sends no status field.
+A result keeps at most the images its request asked for.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -13,13 +17,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
-from nanobanana_widgets.service.errors import NanoBananaError, error_from_body
+from nanobanana_widgets.service.errors import (
+    DownloadError,
+    NanoBananaError,
+    SaveError,
+    describe_error,
+    error_from_body,
+)
+from nanobanana_widgets.service.models import MAX_COUNT
 from nanobanana_widgets.service.seams import result_io
-from nanobanana_widgets.service.status import Status, image_entries, infer_status
-from nanobanana_widgets.service.text import short_url
+from nanobanana_widgets.service.status import (
+    Status,
+    failure_reason,
+    image_entries,
+    infer_status,
+    progress_of,
+    reason_in,
+)
+from nanobanana_widgets.service.text import mask_url, short_url
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+logger = logging.getLogger("nanobanana_widgets.service")
+
 
 @dataclass(frozen=True)
 class ImageRequest:
@@ -108,8 +129,10 @@ class GeneratedImage:
     """One result image: its URL and the prompt the service echoed.
 
     ``bytes()``, ``pil()`` and ``save()`` download it (once; the bytes are kept in memory)
-    with a size cap and a timeout, accepting only http, https and data URLs, and verify
-    the content with Pillow.
+    with a size cap and a deadline, accepting only well-formed http, https and data URLs,
+    and verify the content with Pillow. Whatever the server sent, they raise only the
+    package's errors: :class:`DownloadError` for the download and decoding,
+    :class:`SaveError` for writing the file.
     """
 
     url: str
@@ -119,11 +142,15 @@ class GeneratedImage:
     request: ImageRequest | None = field(default=None, compare=False, repr=False)
     _cache: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
 
-    def bytes(self, *, max_bytes: int | None = None, timeout: float | None = None) -> bytes:
+    def bytes(self, *, max_bytes: int | None = None, timeout: float | None = None,
+              deadline: float | None = None) -> bytes:
         """The image file's bytes (downloaded on first use, then kept).
 
-        Threads asking at the same time share one download: the first one fetches, the
-        others wait for it and get its bytes (or its error).
+        ``max_bytes``, ``timeout`` and ``deadline`` are those of
+        :func:`nanobanana_widgets.images.download` (by default the whole download ends
+        within five times ``timeout``). Threads asking at the same time share one
+        download: the first one fetches, the others wait for it and get its bytes (or its
+        error).
         """
         data = self._cache.get("data")
         if data is not None:
@@ -133,11 +160,28 @@ class GeneratedImage:
             kwargs["max_bytes"] = max_bytes
         if timeout is not None:
             kwargs["timeout"] = timeout
-        return _fetch_once(self.url, self._cache, kwargs)
+        if deadline is not None:
+            kwargs["deadline"] = deadline
+        try:
+            return _fetch_once(self.url, self._cache, kwargs)
+        except NanoBananaError:
+            raise
+        except Exception as exc:  # the boundary: nothing foreign escapes
+            raise DownloadError(f"Could not download {short_url(self.url)}: "
+                                f"{describe_error(exc)}") from exc
 
     def pil(self) -> PILImage.Image:
-        """The image as a ``PIL.Image`` (downloaded on first use)."""
-        return result_io().decode(self.bytes())
+        """The image as a ``PIL.Image`` (downloaded on first use). Images of more than
+        ``nanobanana_widgets.images.RESULT_MAX_PIXELS`` pixels are refused before decoding
+        (:class:`DownloadError`)."""
+        data = self.bytes()
+        try:
+            return result_io().decode(data)
+        except NanoBananaError:
+            raise
+        except Exception as exc:
+            raise DownloadError(f"Could not decode the image of {short_url(self.url)}: "
+                                f"{describe_error(exc)}") from exc
 
     def metadata(self) -> dict[str, Any]:
         """What gets embedded in a saved file: prompt, model, parameters and task id."""
@@ -145,7 +189,7 @@ class GeneratedImage:
             "prompt": self.prompt,
             "task_id": self.task_id,
             "index": self.index,
-            "source_url": self.url if not self.url.startswith("data:") else "",
+            "source_url": mask_url(self.url) if not self.url.startswith("data:") else "",
         }
         if self.request is not None:
             meta.update(self.request.parameters())
@@ -153,8 +197,19 @@ class GeneratedImage:
         return meta
 
     def save(self, path: str | Path) -> Path:
-        """Write the image to ``path`` (a file or a folder) with its metadata embedded."""
-        return result_io().save(self, self.bytes(), path)
+        """Write the image to ``path`` with its metadata embedded; returns the file's path.
+
+        ``path`` is a file, or an existing folder: then the file is named after the task id
+        (made safe: never a path outside the folder) and the image's index.
+        """
+        data = self.bytes()
+        try:
+            return result_io().save(self, data, path)
+        except NanoBananaError:
+            raise
+        except Exception as exc:
+            raise SaveError(f"Could not save the image to {str(path)!r}: "
+                            f"{describe_error(exc)}") from exc
 
     def _repr_html_(self) -> str:
         return result_io().image_html(self)
@@ -237,7 +292,8 @@ class Result:
 
     Iterating, indexing and ``len`` go over the images. ``status`` is ``"succeeded"`` when
     at least one image came back; with ``count > 1`` some may be missing (billing is per
-    image that succeeded).
+    image that succeeded). A server listing more images than the request asked for is not
+    believed: the first ``count`` are kept and ``surplus_images`` says how many were not.
     """
 
     task_id: str
@@ -247,6 +303,7 @@ class Result:
     status: Status = "succeeded"
     timings: Timings = field(default_factory=Timings)
     error: NanoBananaError | None = field(default=None, compare=False)
+    surplus_images: int = 0
 
     @property
     def image(self) -> GeneratedImage:
@@ -275,23 +332,33 @@ class Result:
         return self.images[i]
 
     def save(self, folder: str | Path = ".") -> list[Path]:
-        """Save every image into ``folder`` with metadata; returns the paths."""
-        return [image.save(Path(folder)) for image in self.images]
+        """Save every image into ``folder`` (made if missing) with metadata; returns the
+        paths. Files are named after the task id, made safe, and never land outside
+        ``folder``."""
+        target = Path(folder)
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError) as exc:
+            raise SaveError(f"Could not make the folder {str(folder)!r}: "
+                            f"{describe_error(exc)}") from exc
+        return [image.save(target) for image in self.images]
 
     def _repr_html_(self) -> str:
         return result_io().result_html(self)
 
     def __repr__(self) -> str:
+        surplus = f", surplus_images={self.surplus_images}" if self.surplus_images else ""
         return (
             f"Result(task_id={self.task_id!r}, status={self.status!r}, "
-            f"images={len(self.images)}, prompt={self.request.prompt[:60]!r}, "
+            f"images={len(self.images)}{surplus}, prompt={self.request.prompt[:60]!r}, "
             f"model={self.request.model!r})"
         )
 
 
 @dataclass(frozen=True)
 class TaskRecord:
-    """A task as the tasks endpoint describes it, with its inferred status."""
+    """A task as the tasks endpoint describes it, with its inferred status and, when the
+    record carries one, its progress (a fraction from 0 to 1)."""
 
     id: str
     status: Status
@@ -303,6 +370,7 @@ class TaskRecord:
     finished_at: float | None = None
     elapsed: float | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    progress: float | None = None
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> TaskRecord:
@@ -310,17 +378,18 @@ class TaskRecord:
         response = record.get("response")
         request = record.get("request")
         task_id = (
-            record.get("id")
-            or record.get("task_id")
-            or (response.get("task_id") if isinstance(response, Mapping) else None)
+            _text(record.get("id"))
+            or _text(record.get("task_id"))
+            or (_text(response.get("task_id")) if isinstance(response, Mapping) else None)
         )
-        trace = record.get("trace_id") or (
-            response.get("trace_id") if isinstance(response, Mapping) else None
+        trace = _text(record.get("trace_id")) or (
+            _text(response.get("trace_id")) if isinstance(response, Mapping) else None
         )
+        status = infer_status(record)
         return cls(
-            id=str(task_id or ""),
-            status=infer_status(record),
-            trace_id=str(trace) if trace else None,
+            id=task_id or "",
+            status=status,
+            trace_id=trace,
             request=request if isinstance(request, Mapping) else {},
             response=response if isinstance(response, Mapping) else {},
             created_at=_num(record.get("created_at")),
@@ -328,24 +397,42 @@ class TaskRecord:
             finished_at=_num(record.get("finished_at")),
             elapsed=_num(record.get("elapsed")),
             raw=record,
+            progress=1.0 if status != "pending" else progress_of(record),
         )
 
     def error(self) -> NanoBananaError | None:
-        """The mapped error of a failed task, else ``None``."""
+        """The mapped error of a failed task, else ``None``. Its message is the reason the
+        record gives (``error.message``, ``error.detail``, ``message``,
+        ``failure_reason`` or ``fail_reason``, in the response or the record)."""
         if self.status != "failed":
             return None
-        return error_from_body(self.response, trace_id=self.trace_id, task_id=self.id)
+        body = dict(self.response)
+        if reason_in(body) is None:
+            reason = failure_reason(self.raw) if self.raw else None
+            if reason is not None:
+                body["message"] = reason
+        return error_from_body(body, trace_id=self.trace_id, task_id=self.id)
 
     def to_result(
         self, request: ImageRequest | None = None, *, submitted_at: float | None = None
     ) -> Result:
-        """The :class:`Result` of a finished task (``request`` defaults to the record's)."""
+        """The :class:`Result` of a finished task (``request`` defaults to the record's).
+
+        At most ``request.count`` images are kept (:data:`MAX_COUNT` when the request is
+        the record's own echo); the rest are counted in ``surplus_images`` and logged.
+        """
         req = request or ImageRequest.from_payload(self.request)
+        keep = max(1, request.count) if request is not None else MAX_COUNT
+        entries = image_entries(self.response)
+        surplus = max(0, len(entries) - keep)
+        if surplus:
+            logger.warning("Task %s listed %d images where %d were asked for; kept the "
+                           "first %d.", self.id, len(entries), keep, keep)
         images = tuple(
             GeneratedImage(
                 url=url, prompt=prompt or req.prompt, task_id=self.id, index=i, request=req
             )
-            for i, (url, prompt) in enumerate(image_entries(self.response))
+            for i, (url, prompt) in enumerate(entries[:keep])
         )
         return Result(
             task_id=self.id,
@@ -361,12 +448,28 @@ class TaskRecord:
                 received_at=time.time(),
             ),
             error=self.error(),
+            surplus_images=surplus,
         )
+
+
+def _text(value: Any) -> str | None:
+    """An id or a code from a record: a non-blank string (or a whole number), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value
+    return None
 
 
 def _num(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            return None
+        return number if math.isfinite(number) else None
     return None

@@ -29,7 +29,18 @@ recorded, and :meth:`History.resume` downloads every result that has no local co
 well as looking up tasks still running). :meth:`History.flush` waits for the downloads.
 
 **Opening** a history reads nothing but the row count and never touches the network, unless
-``History(..., resume=True)`` asks it to look up the tasks that were still running.
+``History(..., resume=True)`` asks it to look up the tasks that were still running. A
+damaged file, one from a newer version or a folder that cannot be written raises a
+:class:`~nanobanana_widgets.service.errors.HistoryError` naming the file and what to do, and
+changes nothing; :meth:`History.open_safely` (used for the default history) keeps a damaged
+file aside and goes on with a fresh history, with a ``HistoryWarning``.
+
+**Nothing paid for is lost.** A record the database refuses (a full disk, a lock held past
+``busy_timeout``) is kept in memory and in a journal beside the database, retried, listed
+in :attr:`History.unsaved` and reported: a ``HistoryWarning`` in the cell output, and
+:attr:`History.problems` / :meth:`History.on_problem` for the widgets. Text is cleaned
+before it is stored (no lone surrogate, no token), and kept files are checked against their
+hash when read.
 
 **Replay** (off by default): with ``history.replay = True`` (or ``History(replay=True)``), a
 request identical to one that succeeded before (same action, prompt, parameters and input
@@ -52,19 +63,29 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from nanobanana_widgets.service.errors import InvalidParameterError, NanoBananaError
+from nanobanana_widgets.service.errors import (
+    HistoryError,
+    InvalidParameterError,
+    NanoBananaError,
+)
 from nanobanana_widgets.service.types import ImageRequest, Result
+from nanobanana_widgets.store import recovery
+from nanobanana_widgets.store.jobs import JobBook
+from nanobanana_widgets.store.problems import HistoryProblem, ProblemCallback, Problems
 from nanobanana_widgets.store.recorder import Recorder
 from nanobanana_widgets.store.records import (
     RECORD_STATUSES,
     Pick,
     Record,
     RecordStatus,
+    ResultImage,
     error_info,
     request_fingerprint,
 )
 from nanobanana_widgets.store.replay import ReplayMode
+from nanobanana_widgets.store.resume import resume as resume_tasks
 from nanobanana_widgets.store.schema import HistoryStore, Selection
+from nanobanana_widgets.store.unsaved import UnsavedRecord
 from nanobanana_widgets.store.views import HistoryView
 from nanobanana_widgets.store.voting import Voting
 
@@ -85,7 +106,9 @@ class History(Voting, HistoryView):
     working directory, read now). ``client`` is attached as a listener (see module docs);
     ``replay=True`` turns replay mode on; ``resume=True`` looks up tasks that were still
     running when a previous process stopped (the only way opening touches the network);
-    ``include_deleted=True`` shows deleted records too.
+    ``include_deleted=True`` shows deleted records too. Raises a
+    :class:`~nanobanana_widgets.service.errors.HistoryError` subclass when the history
+    cannot be used (see :meth:`open_safely` to go on anyway).
     """
 
     default_client_factory: ClassVar[Callable[[], Client] | None] = None
@@ -97,7 +120,9 @@ class History(Voting, HistoryView):
                  include_deleted: bool = False, busy_timeout: float = 30.0) -> None:
         store = HistoryStore(path, busy_timeout=busy_timeout)
         super().__init__(self, store, Selection(deleted=None if include_deleted else False))
-        self._recorder = Recorder(store)
+        self._problems = Problems()
+        self._recorder = Recorder(store, self._problems)
+        self._recorder.adopt_journals()
         self._replay = ReplayMode(store, on=replay)
         self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
         self._client_ref: weakref.ref[Any] | None = None
@@ -107,6 +132,21 @@ class History(Voting, HistoryView):
             self.attach(client)
         if resume:
             self.resume(client)
+
+    @classmethod
+    def open_safely(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any
+                    ) -> History:
+        """``History(path, **kwargs)``, or, when that history cannot be used, one that
+        works, with a ``HistoryWarning`` saying what happened (also in :attr:`problems`):
+        a damaged file is kept aside as ``<name>.damaged-<time>`` and a fresh history
+        starts in its place; a history from a newer version is left alone and this one
+        records beside it (``history.v<N>.sqlite``); an unwritable folder makes the session
+        record into a temporary folder. The user's file is never overwritten."""
+
+        def report(history: History, message: str) -> None:
+            history._problems.report("set_aside", message)
+
+        return recovery.open_safely(lambda p: cls(p, **kwargs), report, path)
 
     # --- location, lifecycle --------------------------------------------------------
 
@@ -122,22 +162,68 @@ class History(Voting, HistoryView):
 
     def __repr__(self) -> str:
         replay = ", replay on" if self._replay else ""
-        return f"<History {self._store.db_path}: {len(self)} records{replay}>"
+        try:
+            count = f"{len(self)} records"
+        except HistoryError as exc:  # a repr never raises: it says what is wrong
+            count = f"unreadable ({exc.detail or type(exc).__name__})"
+        unsaved = len(self.unsaved)
+        more = f", {unsaved} not saved yet" if unsaved else ""
+        return f"<History {self._store.db_path}: {count}{more}{replay}>"
 
     def flush(self, timeout: float | None = 60.0) -> bool:
-        """Wait for background downloads; ``True`` when none is left."""
+        """Wait for background downloads and for the records in :attr:`unsaved` to be
+        saved (at most ``timeout`` seconds in all); ``True`` when no download is left and
+        nothing is unsaved."""
         return self._recorder.flush(timeout)
 
-    def close(self) -> None:
-        """Finish background downloads, detach from clients and close the database."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Detach from clients, wait up to ``timeout`` seconds for the downloads under way
+        (those not finished are fetched by a later ``resume()``), save or journal what is
+        unsaved, and close the database."""
         if self._closed:
             return
-        self.flush(timeout=None)
         for c in list(self._clients):
             self.detach(c)
-        self._recorder.close()
+        self._recorder.close(timeout)
         self._closed = True
         self._store.close()
+
+    # --- what needs the user's attention -------------------------------------------
+
+    @property
+    def unsaved(self) -> tuple[UnsavedRecord, ...]:
+        """Records this history holds but could not write to its database yet (a full
+        disk, a lock held too long): kept in memory (and in a journal beside the database
+        when the disk allows) and retried in the background. Empty when all is saved."""
+        return self._recorder.pending.unsaved()
+
+    def save_unsaved(self) -> bool:
+        """Try now to write the records in :attr:`unsaved`; ``True`` when none is left."""
+        return self._recorder.pending.retry()
+
+    @property
+    def problems(self) -> tuple[HistoryProblem, ...]:
+        """What the history reported since it was opened (latest 200, oldest first): records
+        not saved (or saved late), images not kept, a damaged history set aside, an
+        export that skipped a file, a record ``resume()`` could not handle. Each was also
+        shown as a ``HistoryWarning``."""
+        return self._problems.items()
+
+    @property
+    def problem_count(self) -> int:
+        """How many problems were reported since the history was opened (only grows: a
+        view can poll it)."""
+        return self._problems.count
+
+    def on_problem(self, callback: ProblemCallback) -> ProblemCallback:
+        """Call ``callback(problem)`` (a :class:`HistoryProblem`) for each new problem, in
+        the thread where it happened; returns ``callback`` (usable as a decorator)."""
+        self._problems.add_callback(callback)
+        return callback
+
+    def remove_problem_callback(self, callback: ProblemCallback) -> None:
+        """Stop calling ``callback`` for new problems."""
+        self._problems.remove_callback(callback)
 
     def __enter__(self) -> History:
         return self
@@ -367,10 +453,31 @@ class History(Voting, HistoryView):
     def resume(self, client: Client | None = None, *, wait: bool = False,
                timeout: float | None = None) -> HistoryView:
         """Look up every task still ``submitted``/``pending`` (and cancelled ones without
-        results) with ``client.tasks`` in batches, store finished results and errors, and
-        download any result image not yet in the folder. With ``wait=True``, poll until
-        all are done or ``timeout`` (default: the client's ``wait_timeout``) passes; tasks
-        still running then stay ``pending``. Returns a view of the records looked up.
+        results, and failed ones without an error code, which may still be running) with
+        ``client.tasks`` in batches, store finished results and errors, and download any
+        result image not yet in the folder. With ``wait=True``, poll until all are done or
+        ``timeout`` (default: the client's ``wait_timeout``) passes; tasks still running
+        then stay ``pending``. Ends by its deadline whatever the server does. A record that
+        cannot be stored is reported (``problems``, a ``HistoryWarning``) and the others go
+        on. Returns a view of the records looked up.
         """
-        looked_up = self._recorder.resume(self._client_for(client), wait=wait, timeout=timeout)
+        looked_up = resume_tasks(self._store, self._recorder, self._problems,
+                                 self._client_for(client), wait=wait, timeout=timeout)
         return self._derive(Selection(ids=tuple(looked_up), deleted=None))
+
+    # --- batch jobs -----------------------------------------------------------------
+
+    @property
+    def jobs(self) -> JobBook:
+        """The batch jobs recorded here (``nb.batch``): each job, its rows and their states."""
+        return JobBook(self._store)
+
+    def image_bytes(self, record: Record, image: ResultImage) -> bytes | None:
+        """The bytes of one result image of ``record``: its local copy, else downloaded now
+        (and kept); ``None`` when it cannot be had."""
+        return self._recorder.local_bytes(record, image)
+
+    def download_missing(self) -> None:
+        """Download, in the background, every result image of a succeeded record that has
+        no local copy yet (:meth:`flush` waits for them); nothing is looked up."""
+        self._recorder.download_missing()

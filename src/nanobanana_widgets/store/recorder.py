@@ -1,22 +1,26 @@
 """Recording: what a client reports, written into the history, and the result downloads.
 
 A record is written in ``on_submitted``, with its task id, before anything waits; a submit
-that fails before a task id exists is recorded as failed. When a task finishes, its image
-URLs are stored and the record is marked ``succeeded`` at once, so the caller gets the
-result without waiting for the history; the images are then downloaded into the
-content-addressed folder (with prompt, model, parameters and task id embedded) by the
-recorder's own thread pool. A process that dies before a download ends loses nothing: the
-URL is recorded, and :meth:`Recorder.resume` downloads every result that has no local copy
-yet (as well as looking up the tasks still running). :meth:`Recorder.flush` waits for the
-downloads. Listener callbacks never wait for a download, so they never block the poller.
+that fails before a task id exists is recorded as failed, and one that may have been billed
+(:class:`~nanobanana_widgets.service.errors.PossiblyBilledError`) is recorded as such: with
+its task id, ``pending`` so that ``History.resume()`` looks it up; without one, with a
+message telling the user to check their usage. When a task finishes, its image URLs are
+stored (at most the ``count`` asked for) and the record is marked ``succeeded`` at once, so
+the caller gets the result without waiting for the history; the images are then downloaded
+into the content-addressed folder (with prompt, model, parameters and task id embedded) on
+the history's :class:`~nanobanana_widgets.store.downloads.DownloadPool`.
+
+Every listener write goes through :class:`~nanobanana_widgets.store.unsaved.PendingWrites`:
+a record the database refuses (a full disk, a lock held too long) is kept, journaled,
+retried and reported, never dropped. Each write names its record by ``record_key``, so two
+requests a broken service answered with one task id are both kept. Listener callbacks never
+wait for a download, so they never block the poller.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,12 +28,17 @@ from typing import TYPE_CHECKING, Any
 from nanobanana_widgets.images import download, embed_metadata, extension_for, thumbnail
 from nanobanana_widgets.service.errors import (
     CancelledError,
+    HistoryError,
     NanoBananaError,
     PossiblyBilledError,
     WaitTimeoutError,
 )
+from nanobanana_widgets.service.models import MAX_COUNT
 from nanobanana_widgets.service.text import parse_data_uri
-from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result, TaskRecord
+from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result
+from nanobanana_widgets.store.clean import clean_image
+from nanobanana_widgets.store.downloads import DownloadPool
+from nanobanana_widgets.store.problems import Problems
 from nanobanana_widgets.store.records import (
     ErrorInfo,
     Record,
@@ -39,21 +48,23 @@ from nanobanana_widgets.store.records import (
     image_metadata,
     input_hash,
     load_records,
+    record_key,
     request_fingerprint,
 )
 from nanobanana_widgets.store.schema import HistoryStore, dumps
+from nanobanana_widgets.store.unsaved import PendingWrites, RecordWrite, orphaned_journals
 
 if TYPE_CHECKING:
-    from nanobanana_widgets.client import Client, Task
+    from nanobanana_widgets.client import Task
 
-__all__ = ["THUMB_SIDE", "Recorder"]
+__all__ = ["ERROR_MESSAGE_LIMIT", "THUMB_SIDE", "Recorder"]
 
 logger = logging.getLogger(__name__)
 
 THUMB_SIDE = 128
 """Longest side, in pixels, of the JPEG thumbnails kept in the database."""
-_BATCH = 50
-"""Tasks looked up per request while resuming."""
+ERROR_MESSAGE_LIMIT = 2000
+"""Characters of an error message kept in a record (a server may send megabytes)."""
 
 _MIME_EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/jpg": ".jpg",
              "image/webp": ".webp", "image/gif": ".gif", "image/bmp": ".bmp"}
@@ -64,32 +75,50 @@ _Job = tuple[int, GeneratedImage | str]
 
 class Recorder:
     """Writes requests and their outcomes into a :class:`HistoryStore` and keeps the result
-    images, downloading them on its own pool (up to 4 threads)."""
+    images, downloading them on its own bounded pool."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, problems: Problems) -> None:
         self._store = store
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
-        self._futures: set[concurrent.futures.Future[None]] = set()
-        self._lock = threading.Lock()
+        self._problems = problems
+        self._pool = DownloadPool()
+        self._pending = PendingWrites(store.db_path, self._apply, problems)
         self._closed = False
+
+    @property
+    def pending(self) -> PendingWrites:
+        """The writes not saved yet (``History.unsaved``)."""
+        return self._pending
+
+    def adopt_journals(self) -> None:
+        """Save what earlier sessions journaled but could not write (see ``unsaved``)."""
+        for path in orphaned_journals(self._store.db_path):
+            saved, _kept = self._pending.adopt(path)
+            if saved:
+                self._problems.report(
+                    "saved", f"{saved} record(s) an earlier session could not save were "
+                    f"saved now in {self._store.db_path} (from {path.name}).", warn=True)
 
     # --- the client listener --------------------------------------------------------
 
     def on_submitted(self, task: Task) -> None:
         """Listener: write the record as soon as the task id is known."""
-        self.insert(task.request, task_id=task.id, trace_id=task.trace_id,
-                    submitted_at=task.submitted_at, status="submitted")
+        self._pending.write(self._event(task.request, task_id=task.id,
+                                        trace_id=task.trace_id,
+                                        submitted_at=task.submitted_at))
 
     def on_finished(self, task: Task, result: Result) -> None:
         """Listener: store the result's URLs, mark it, then download the images."""
-        rid = self._store.id_for_task(task.id) or self.insert(
-            task.request, task_id=task.id, trace_id=task.trace_id,
-            submitted_at=task.submitted_at, status="submitted")
-        self.store_result(rid, result)
+        w = self._event(task.request, task_id=task.id, trace_id=task.trace_id,
+                        submitted_at=task.submitted_at, match_task=True)
+        results, fields, jobs = self._outcome(result, cap=task.request.count)
+        w.results, w.fields = results, fields
+        w.then = lambda rid: self._schedule(rid, jobs)
+        self._pending.write(w)
 
     def on_failed(self, request: ImageRequest, error: NanoBananaError,
                   task: Task | None) -> None:
-        """Listener: record the error (a deadline or a cancel leaves the task resumable)."""
+        """Listener: record the error (a deadline or a cancel leaves the task resumable;
+        a request that may have been billed is always recorded, saying so)."""
         task_id = task.id if task is not None else error.task_id
         trace_id = (task.trace_id if task is not None else None) or error.trace_id
         info = error_info(error)
@@ -98,59 +127,87 @@ class Recorder:
             fields = {"status": "pending"}
         elif isinstance(error, CancelledError) and task_id:
             fields = {"status": "cancelled"}
-        elif isinstance(error, PossiblyBilledError) and task_id:
-            fields = {"status": "pending"}
+        elif isinstance(error, PossiblyBilledError):
+            info = ErrorInfo(info.type, info.code, _billing_note(info.message, task_id),
+                             info.trace_id)
+            fields = {"status": "pending"} if task_id else {"status": "failed",
+                                                            "received_at": time.time()}
+            fields.update(_error_fields(info))
         else:
-            fields = {"status": "failed", "received_at": time.time()}
-        if fields["status"] != "pending":
-            fields.update(error_class=info.type, error_code=info.code,
-                          error_message=info.message, error_trace_id=info.trace_id)
-        rid = self._store.id_for_task(task_id)
-        if rid is None:
-            self.insert(request, task_id=task_id, trace_id=trace_id,
-                        submitted_at=task.submitted_at if task is not None else None, **fields)
-            return
+            fields = {"status": "failed", "received_at": time.time(), **_error_fields(info)}
         if trace_id:
             fields["trace_id"] = trace_id
-        self._store.update_unless_succeeded(rid, **fields)
+        w = self._event(request, task_id=task_id, trace_id=trace_id,
+                        submitted_at=task.submitted_at if task is not None else None,
+                        match_task=task is not None, keyed=task is not None)
+        w.fields, w.keep_success = fields, True
+        self._pending.write(w)
 
     # --- writing --------------------------------------------------------------------
 
-    def insert(self, request: ImageRequest, *, task_id: str | None, trace_id: str | None,
-               submitted_at: float | None, status: str, created_at: float | None = None,
-               **extra: Any) -> int:
-        """Write a new record of ``request`` (its input images into the folder); returns
-        its id, or the id of the record of ``task_id`` when that is recorded already."""
-        inputs, hashes = self._store_inputs(request)
+    def _event(self, request: ImageRequest, *, task_id: str | None, trace_id: str | None,
+               submitted_at: float | None, match_task: bool = False,
+               keyed: bool = True) -> RecordWrite:
+        """The write of one event of ``request`` (its record inserted when new)."""
+        hashes = [input_hash(u) for u in request.image_urls]
+        fingerprint = request_fingerprint(request, hashes)
         params = request.parameters()
         params["inputs"] = len(request.image_urls)
         if request.callback_url:
             params["callback_url"] = request.callback_url
         row = {
-            "created_at": created_at if created_at is not None else time.time(),
-            "action": request.action, "prompt": request.prompt, "model": request.model,
-            "count": request.count, "aspect_ratio": request.aspect_ratio,
-            "resolution": request.resolution, "parameters": dumps(params),
-            "task_id": task_id or None, "trace_id": trace_id, "submitted_at": submitted_at,
-            "status": status, "fingerprint": request_fingerprint(request, hashes),
-            **extra,
+            "created_at": time.time(), "action": request.action, "prompt": request.prompt,
+            "model": request.model, "count": request.count,
+            "aspect_ratio": request.aspect_ratio, "resolution": request.resolution,
+            "parameters": dumps(params), "task_id": task_id or None, "trace_id": trace_id,
+            "submitted_at": submitted_at, "status": "submitted", "fingerprint": fingerprint,
         }
-        rid, _inserted = self._store.insert_request(row, inputs)
+        key = record_key(task_id if keyed else None, submitted_at, fingerprint)
+        return RecordWrite(key=key, row=row, match_task=match_task, request=request)
+
+    def _apply(self, w: RecordWrite) -> int:
+        """Write ``w`` into the database (its input images into the folder first, when its
+        record is new); raises ``HistoryError`` when the history refuses."""
+        if w.inputs is None and w.request is not None and not self._store.has_key(w.key):
+            w.inputs = self._store_inputs(w.request)
+        rid, inserted = self._store.apply_write(
+            w.key, w.row, inputs=w.inputs or (), results=w.results, fields=w.fields,
+            keep_success=w.keep_success, match_task=w.match_task)
+        if inserted and any(i.get("path") is None and i.get("kept") is False
+                            for i in w.inputs or ()):
+            self._problems.report(
+                "image", f"An input image of {w.describe()} could not be kept in the history "
+                "folder (the record is saved); rerun() needs the image passed again.",
+                task_id=w.task_id)
         return rid
 
-    def _store_inputs(self, request: ImageRequest) -> tuple[list[dict[str, Any]], list[str]]:
+    def insert(self, request: ImageRequest, *, task_id: str | None, trace_id: str | None,
+               submitted_at: float | None, status: str, created_at: float | None = None,
+               **extra: Any) -> int:
+        """Write a new record of ``request`` now (for ``History.add``: raises
+        ``HistoryError`` when the history refuses); returns its id, or the id of the
+        record of the same submission when it is recorded already."""
+        w = self._event(request, task_id=task_id, trace_id=trace_id,
+                        submitted_at=submitted_at)
+        if created_at is not None:
+            w.row["created_at"] = created_at
+        w.row.update(status=status, **extra)
+        return self._apply(w)
+
+    def _store_inputs(self, request: ImageRequest) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
-        hashes: list[str] = []
         for url in request.image_urls:
             decoded = parse_data_uri(url)
             if decoded is None:
-                sha = input_hash(url)
-                items.append({"sha256": sha, "url": url})
-                hashes.append(sha)
+                items.append({"sha256": input_hash(url), "url": url})
                 continue
             data, mime = decoded
             ext = _MIME_EXT.get(mime) or extension_for(data)
-            sha, rel = self._store.put_file(data, ext)
+            try:
+                sha, rel = self._store.put_file(data, ext)
+            except HistoryError:  # the record matters more than its input's copy
+                items.append({"sha256": input_hash(url), "mime": mime, "kept": False})
+                continue
             thumb = self._store.input_thumbnail(sha)
             if thumb is None:
                 try:
@@ -158,16 +215,23 @@ class Recorder:
                 except Exception:  # not an image Pillow reads: keep the file, skip the thumb
                     thumb = None
             items.append({"sha256": sha, "mime": mime, "path": rel, "thumbnail": thumb})
-            hashes.append(sha)
-        return items, hashes
+        return items
 
-    def store_result(self, rid: int, result: Result, *, background: bool = True,
-                     fetch: bool = True, status: RecordStatus | None = None) -> None:
-        """Write a result (its URLs, timings, status and error) into record ``rid``, then
-        keep its images: downloaded on the pool (``background``) or now. Images whose
-        bytes are not at hand yet are downloaded only when ``fetch``."""
+    def _outcome(self, result: Result, *, cap: int | None, status: RecordStatus | None = None
+                 ) -> tuple[list[dict[str, Any]], dict[str, Any], list[_Job]]:
+        """A result as result rows, record fields and the images to keep. ``cap``: keep
+        at most that many images (the ``count`` asked for; a server may list more)."""
+        images = list(result.images)
+        if cap is not None:
+            allowed = max(1, min(int(cap), MAX_COUNT))
+            if len(images) > allowed:
+                self._problems.report(
+                    "extra", f"The service sent {len(images)} images for task "
+                    f"{result.task_id}, which asked for {allowed}; the history kept the "
+                    f"first {allowed}.", task_id=result.task_id or None)
+                images = images[:allowed]
         timings = result.timings
-        new_status: str = status or ("succeeded" if result.images else "failed")
+        new_status: str = status or ("succeeded" if images else "failed")
         if status is None and result.status == "pending":
             new_status = "pending"
         fields: dict[str, Any] = {
@@ -187,15 +251,24 @@ class Recorder:
             info = error_info(result.error) if result.error is not None else ErrorInfo(
                 "TaskFailedError", None, "The task finished without producing images.",
                 result.trace_id)
-            fields.update(error_class=info.type, error_code=info.code,
-                          error_message=info.message, error_trace_id=info.trace_id)
-        results = [{"url": img.url, "prompt": img.prompt} for img in result.images]
+            fields.update(_error_fields(info))
+        results = [{"url": img.url, "prompt": img.prompt} for img in images]
+        return results, fields, list(enumerate(images))
+
+    def store_result(self, rid: int, result: Result, *, background: bool = True,
+                     fetch: bool = True, status: RecordStatus | None = None,
+                     cap: int | None = None) -> None:
+        """Write a result (its URLs, timings, status and error) into record ``rid`` now
+        (raises ``HistoryError`` when the history refuses), then keep its images:
+        downloaded on the pool (``background``) or now. Images whose bytes are not at hand
+        yet are downloaded only when ``fetch``."""
+        results, fields, jobs = self._outcome(result, cap=cap, status=status)
         with self._store.write():
             self._store.set_results(rid, results)
             self._store.update(rid, **fields)
-        jobs: list[_Job] = [
-            (pos, img) for pos, img in enumerate(result.images)
-            if fetch or "data" in img._cache or img.url.startswith("data:")]
+        jobs = [(pos, img) for pos, img in jobs
+                if fetch or (isinstance(img, GeneratedImage) and (
+                    "data" in img._cache or img.url.startswith("data:")))]
         if not jobs:
             return
         if background:
@@ -206,19 +279,9 @@ class Recorder:
     # --- downloads ------------------------------------------------------------------
 
     def _schedule(self, rid: int, jobs: list[_Job]) -> None:
-        with self._lock:
-            if self._closed:
-                return  # closed: resume() in a later session downloads what is missing
-            if self._executor is None:
-                self._executor = concurrent.futures.ThreadPoolExecutor(
-                    max_workers=4, thread_name_prefix="nanobanana-history")
-            future = self._executor.submit(self.download, rid, jobs)
-            self._futures.add(future)
-        future.add_done_callback(self._forget)
-
-    def _forget(self, future: concurrent.futures.Future[None]) -> None:
-        with self._lock:
-            self._futures.discard(future)
+        if jobs and not self._pool.submit(self.download, rid, jobs):
+            logger.info("history: record %s's images wait for History.resume() (the "
+                        "download queue is full or closed)", rid)
 
     def download(self, rid: int, jobs: Sequence[_Job]) -> None:
         """Fetch, embed metadata, store by content and thumbnail each result image."""
@@ -231,12 +294,13 @@ class Recorder:
             try:
                 # A GeneratedImage shares one download with whoever else shows it (the grid,
                 # the panel): its bytes() waits for a fetch already under way.
-                data = download(url) if isinstance(item, str) else item.bytes()
+                data = clean_image(download(url) if isinstance(item, str) else item.bytes())
                 meta = image_metadata(rec, pos, url, prompts.get(pos, ""))
                 try:
                     stored = embed_metadata(data, meta)
                 except Exception as exc:  # keep the image even if metadata cannot go in
-                    logger.warning("history: could not embed metadata in %s: %s", url[:80], exc)
+                    logger.warning("history: could not embed metadata in image %s of record "
+                                   "%s: %s", pos, rid, type(exc).__name__)
                     stored = data
                 sha, rel = self._store.put_file(stored, extension_for(stored))
                 try:
@@ -244,23 +308,40 @@ class Recorder:
                 except Exception:
                     thumb = None
                 self._store.set_result_file(rid, pos, sha256=sha, path=rel, thumbnail=thumb)
+            except HistoryError as exc:
+                self._problems.report(
+                    "image", f"Result image {pos} of task {rec.get('task_id')} could not be "
+                    f"kept in the history folder: {exc.message} Its URL is recorded: "
+                    "History.resume() downloads it again while the URL is valid.",
+                    task_id=rec.get("task_id"))
             except Exception as exc:
                 logger.warning("history: could not keep result image %s of record %s: %s",
                                pos, rid, exc)
-                with contextlib.suppress(Exception):
-                    self._store.set_result_file(rid, pos, sha256=None, path=None, thumbnail=None,
+                with contextlib.suppress(HistoryError):
+                    self._store.set_result_file(rid, pos, sha256=None, path=None,
+                                                thumbnail=None,
                                                 error=f"{type(exc).__name__}: {exc}")
 
     def local_bytes(self, record: Record, image: ResultImage) -> bytes | None:
-        """The bytes of one result image: its local copy, else downloaded now (and kept);
-        ``None`` when it cannot be had."""
-        if image.local and image.path is not None:
-            return image.path.read_bytes()
+        """The bytes of one result image: its local copy when sound, else downloaded now
+        (and kept); ``None`` when it cannot be had. A damaged copy is reported, forgotten
+        and downloaded again, never served."""
+        data = image.read()
+        if data is not None:
+            return data
+        if image.path is not None and image.path.exists():
+            self._problems.report(
+                "image", f"The kept copy of result image {image.position} of task "
+                f"{record.task_id} ({image.path}) is damaged: its hash differs from the "
+                "recorded one. It is downloaded again.", task_id=record.task_id)
+            with contextlib.suppress(HistoryError):
+                self._store.forget_result_file(record.id, image.position,
+                                               "the kept copy was damaged")
         self.download(record.id, [(image.position, image.url)])
         for fresh in load_records(self._store, [record.id]):
             for r in fresh.results:
-                if r.position == image.position and r.local and r.path is not None:
-                    return r.path.read_bytes()
+                if r.position == image.position:
+                    return r.read()
         return None
 
     def download_missing(self) -> None:
@@ -270,67 +351,39 @@ class Recorder:
             self._schedule(rid, list(items))
 
     def flush(self, timeout: float | None = 60.0) -> bool:
-        """Wait for the downloads under way; ``True`` when none is left."""
-        with self._lock:
-            pending = list(self._futures)
-        if not pending:
-            return True
-        _done, not_done = concurrent.futures.wait(pending, timeout=timeout)
-        return not not_done
+        """Wait for the downloads and for what is unsaved to be saved (at most ``timeout``
+        seconds); ``True`` when no download is left and nothing is unsaved."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        saved = self._pending.wait_saved(timeout)  # first: a saved record may add downloads
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._pool.flush(remaining) and saved
 
-    def close(self) -> None:
-        """Take no more downloads and wait for those under way."""
-        with self._lock:
-            self._closed = True
-            executor = self._executor
-        if executor is not None:
-            executor.shutdown(wait=True)
+    def close(self, timeout: float = 5.0) -> None:
+        """Take no more downloads, drop the queued ones (``resume()`` fetches them later),
+        wait up to ``timeout`` seconds for those running, and save or journal what is
+        unsaved."""
+        self._closed = True
+        self._pool.flush(timeout)
+        self._pool.close(timeout=0)
+        self._pending.close()
 
-    # --- resume ---------------------------------------------------------------------
 
-    def resume(self, client: Client, *, wait: bool = False,
-               timeout: float | None = None) -> list[int]:
-        """Look up every task that may still bring a result (see
-        :meth:`HistoryStore.open_tasks`) with ``client.tasks`` in batches, store finished
-        results and errors, and download any result image not yet in the folder. With
-        ``wait=True``, poll until all are done or ``timeout`` (default: the client's
-        ``wait_timeout``) passes. Returns the ids of the records looked up."""
-        by_task = self._store.open_tasks()
-        open_ids = list(by_task)
-        deadline = time.monotonic() + (
-            timeout if timeout is not None else float(getattr(client, "wait_timeout", 600.0)))
-        interval = float(getattr(client, "poll_interval", 1.0))
-        while open_ids:
-            still: list[str] = []
-            for k in range(0, len(open_ids), _BATCH):
-                chunk = open_ids[k:k + _BATCH]
-                found = {rec.id: rec for rec in client.tasks(chunk)}
-                for task_id in chunk:
-                    record = found.get(task_id)
-                    if record is None or not self._apply(by_task[task_id], record):
-                        still.append(task_id)
-            open_ids = still
-            if not wait or not open_ids or time.monotonic() >= deadline:
-                break
-            time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
-        if open_ids and wait:
-            logger.info("history.resume: %d tasks still running at the deadline", len(open_ids))
-        self.download_missing()
-        if wait:
-            self.flush(timeout=None)
-        return list(by_task.values())
+def _error_fields(info: ErrorInfo) -> dict[str, Any]:
+    message = info.message
+    if len(message) > ERROR_MESSAGE_LIMIT:
+        message = message[:ERROR_MESSAGE_LIMIT - 1] + "…"
+    return {"error_class": info.type, "error_code": info.code, "error_message": message,
+            "error_trace_id": info.trace_id}
 
-    def _apply(self, rid: int, record: TaskRecord) -> bool:
-        """Store a looked-up task; ``True`` when it is finished."""
-        if record.status == "pending":
-            self._store.mark_running(rid)
-            return False
-        rec = load_records(self._store, [rid])[0]
-        request = ImageRequest(action=rec.action, prompt=rec.prompt, model=rec.model,
-                               count=rec.count, aspect_ratio=rec.aspect_ratio,
-                               resolution=rec.resolution)
-        result = record.to_result(request, submitted_at=rec.timings.submitted_at)
-        self.store_result(rid, result, fetch=False)
-        if record.status == "failed" and not result.images and result.error is None:
-            self._store.update(rid, status="failed")
-        return True
+
+def _billing_note(message: str, task_id: str | None) -> str:
+    """``message`` saying that the request may have been billed, and what to do."""
+    lowered = message.lower()
+    if task_id:
+        note = (f" It may have been billed: History.resume() looks task {task_id} up."
+                if "resume()" not in lowered else "")
+    else:
+        note = (" It may have been billed and has no task id: check your usage on "
+                "platform.acedata.cloud before sending it again."
+                if "check your usage" not in lowered else "")
+    return message + note

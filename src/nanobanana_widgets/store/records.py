@@ -10,6 +10,7 @@ from __future__ import annotations
 import builtins
 import hashlib
 import json
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from nanobanana_widgets.service.errors import ImageInputError, NanoBananaError
 from nanobanana_widgets.service.status import Status
 from nanobanana_widgets.service.text import data_uri, parse_data_uri
 from nanobanana_widgets.service.types import GeneratedImage, ImageRequest, Result, Timings
-from nanobanana_widgets.store.schema import HistoryStore, dumps
+from nanobanana_widgets.store.clean import clean_value
+from nanobanana_widgets.store.schema import HistoryStore, dumps, read_sound
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RECORD_KEYS", "RECORD_STATUSES", "ErrorInfo", "InputImage", "Pick", "Record",
            "RecordId", "RecordStatus", "ResultImage", "error_info", "image_metadata",
-           "input_hash", "load_records", "request_fingerprint", "result_from_record"]
+           "input_hash", "load_records", "record_key", "request_fingerprint",
+           "result_from_record"]
 
 RecordStatus = Literal["submitted", "pending", "succeeded", "failed", "cancelled"]
 RECORD_STATUSES: tuple[str, ...] = ("submitted", "pending", "succeeded", "failed", "cancelled")
@@ -47,14 +50,17 @@ class InputImage:
     thumbnail: bytes | None = field(default=None, repr=False, compare=False)
 
     def bytes(self) -> bytes:
-        """The input file's bytes from the history folder."""
-        if self.path is None or not self.path.is_file():
+        """The input file's bytes from the history folder (checked against its hash)."""
+        data = read_sound(self.path, self.sha256)
+        if data is None:
+            problem = ("its copy is missing from the history folder"
+                       if self.path is None or not self.path.is_file()
+                       else "its copy in the history folder is damaged (its hash differs)")
             raise ImageInputError(
-                f"sha256 {self.sha256[:12]}",
-                "its copy is missing from the history folder",
+                f"sha256 {self.sha256[:12]}", problem,
                 hint="Pass the image again with rerun(..., images=[...]).",
             )
-        return self.path.read_bytes()
+        return data
 
     def source(self) -> builtins.bytes | str:
         """What to send again: the stored bytes, or the URL when the input was a URL."""
@@ -81,8 +87,14 @@ class ResultImage:
 
     @property
     def local(self) -> bool:
-        """Whether the downloaded copy is in the history folder."""
+        """Whether the downloaded copy is in the history folder (see :meth:`read` for a
+        copy checked against its hash)."""
         return self.path is not None and self.path.is_file()
+
+    def read(self) -> builtins.bytes | None:
+        """The local copy's bytes when they have the recorded hash; ``None`` when there
+        is no copy or it is damaged (never served as if it were sound)."""
+        return read_sound(self.path, self.sha256)
 
 
 @dataclass(frozen=True)
@@ -252,8 +264,9 @@ def result_from_record(record: Record, request: ImageRequest) -> Result:
     for r in record.results:
         image = GeneratedImage(url=r.url, prompt=r.prompt or record.prompt,
                                task_id=record.task_id or "", index=r.position, request=request)
-        if r.path is not None and r.path.is_file():
-            image._cache["data"] = r.path.read_bytes()
+        data = r.read()
+        if data is not None:  # a damaged copy is left out: the image downloads again
+            image._cache["data"] = data
         images.append(image)
     status: Status
     if record.status == "succeeded":
@@ -300,7 +313,7 @@ def image_metadata(record: Mapping[str, Any], position: int, url: str,
     params = record.get("parameters")
     if isinstance(params, str):
         params = json.loads(params or "{}")
-    return {
+    meta = {
         "prompt": prompt or record["prompt"], "request_prompt": record["prompt"],
         "action": record["action"], "model": record["model"], "count": record["count"],
         "aspect_ratio": record["aspect_ratio"], "resolution": record["resolution"],
@@ -309,6 +322,17 @@ def image_metadata(record: Mapping[str, Any], position: int, url: str,
         "source_url": url if not url.startswith("data:") else "",
         "created_at": record["created_at"],
     }
+    return dict(clean_value(meta))
+
+
+def record_key(task_id: str | None, submitted_at: float | None, fingerprint: str) -> str:
+    """The ``record_key`` of one submission: the same for every event of one task handle
+    (so two listeners, or a journal replayed, write one record), different for two requests
+    a broken service answered with one task id. Without a task id, a new key each time."""
+    if not task_id:
+        return "local-" + uuid.uuid4().hex
+    text = json.dumps([task_id, repr(submitted_at), fingerprint], ensure_ascii=True)
+    return "task-" + hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 def load_records(store: HistoryStore, ids: Sequence[int]) -> list[Record]:

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 
+from nanobanana_widgets.service.errors import HistoryError
 from nanobanana_widgets.service.types import ImageRequest, Result
 from nanobanana_widgets.store.records import load_records, request_fingerprint, result_from_record
 from nanobanana_widgets.store.schema import HistoryStore
@@ -64,7 +65,10 @@ class ReplayMode:
                 fresh = candidates
             best = fresh[0]
             used.add(best.id)
-        self._store.count_replay(best.id, time.time())
+        try:
+            self._store.count_replay(best.id, time.time())
+        except HistoryError as exc:  # the count is a detail: never pay again for it
+            logger.warning("replay of history record %s not counted: %s", best.id, exc)
         logger.info("replayed history record %s for %r", best.id, request.prompt[:60])
         return result_from_record(best, request)
 

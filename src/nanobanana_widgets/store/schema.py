@@ -4,6 +4,8 @@ Layout of a history folder (``.nanobanana/`` under the working directory by defa
 
     history.sqlite               the records (WAL mode; -wal and -shm files beside it)
     images/<sha[:2]>/<sha>.<ext> every input and downloaded result image, named by content
+    history.sqlite.unsaved-*.jsonl  records a session could not write yet (see ``unsaved``)
+    history.sqlite.damaged-<time>   a damaged history kept aside (see ``recovery``)
 
 Several processes and threads may use one history at once: every write runs in its own
 ``BEGIN IMMEDIATE`` transaction, and a busy timeout makes a writer wait for another instead
@@ -23,6 +25,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
 import tempfile
 import threading
 import weakref
@@ -30,6 +33,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from nanobanana_widgets.service.errors import HistoryVersionError
+from nanobanana_widgets.store.clean import clean_text, clean_value
+from nanobanana_widgets.store.failures import history_error, translated
 
 __all__ = [
     "DB_NAME",
@@ -42,6 +49,7 @@ __all__ = [
     "HistoryStore",
     "Selection",
     "dumps",
+    "read_sound",
     "resolve_location",
 ]
 
@@ -116,7 +124,7 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "parameters", "task_id", "trace_id", "submitted_at", "service_created_at", "started_at",
     "finished_at", "received_at", "status", "error_class", "error_code", "error_message",
     "error_trace_id", "rating", "favourite", "notes", "deleted", "grid_id", "grid_cell",
-    "fingerprint", "replays", "last_replayed_at",
+    "fingerprint", "replays", "last_replayed_at", "record_key",
 )
 """The writable columns of ``requests`` (``id`` is assigned by SQLite)."""
 
@@ -127,7 +135,19 @@ def _migrate_to_1(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
-_V2_VOTES = """
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    # Two paid requests may come back with one task id (a broken service): both are kept,
+    # so a task id no longer names one record. ``record_key`` does: it names one
+    # submission (task id, time and request), so a listener event or a journal entry
+    # replayed twice still writes one record.
+    conn.execute("ALTER TABLE requests ADD COLUMN record_key TEXT")
+    conn.execute("UPDATE requests SET record_key = 'v1-' || id")
+    conn.execute("DROP INDEX requests_task_id")
+    conn.execute("CREATE INDEX requests_task_id ON requests(task_id) WHERE task_id IS NOT NULL")
+    conn.execute("CREATE UNIQUE INDEX requests_record_key ON requests(record_key)")
+
+
+_V3_VOTES = """
 CREATE TABLE IF NOT EXISTS votes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at REAL NOT NULL,
@@ -155,13 +175,58 @@ and model as they were), the outcome as shown (left/right/tie/skip), blind or no
 ``IF NOT EXISTS`` so the step is safe whatever place it takes among other migrations."""
 
 
-def _migrate_to_2(conn: sqlite3.Connection) -> None:
-    for statement in _V2_VOTES.split(";"):
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    for statement in _V3_VOTES.split(";"):
         if statement.strip():
             conn.execute(statement)
 
 
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migrate_to_1, _migrate_to_2)
+# Version 4: batch jobs and their rows (queried by store/jobs.py).
+_V4_JOBS = """
+CREATE TABLE jobs (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    fingerprint TEXT NOT NULL,
+    spec TEXT NOT NULL DEFAULT '{}',
+    state TEXT NOT NULL,
+    total INTEGER NOT NULL,
+    paid INTEGER NOT NULL,
+    owner TEXT,
+    heartbeat_at REAL
+);
+CREATE TABLE job_rows (
+    job TEXT NOT NULL REFERENCES jobs(name) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
+    fingerprint TEXT NOT NULL,
+    state TEXT NOT NULL,
+    task_id TEXT,
+    trace_id TEXT,
+    submits INTEGER NOT NULL DEFAULT 0,
+    sent_at REAL,
+    finished_at REAL,
+    images INTEGER NOT NULL DEFAULT 0,
+    error_class TEXT,
+    error_code TEXT,
+    error_message TEXT,
+    error_trace_id TEXT,
+    PRIMARY KEY (job, position)
+);
+CREATE INDEX job_rows_task ON job_rows(task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX job_rows_state ON job_rows(job, state);
+"""
+
+
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    for statement in _V4_JOBS.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (
+    _migrate_to_1, _migrate_to_2, _migrate_to_3, _migrate_to_4)
 """``MIGRATIONS[n]`` takes a database at ``user_version`` n to n + 1 (inside a transaction)."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -317,6 +382,9 @@ class HistoryStore:
     Reads and writes go through one lock-guarded connection. Every write is one
     ``BEGIN IMMEDIATE`` transaction (see :meth:`write`), so another process writing at the
     same moment makes this one wait (up to ``busy_timeout`` seconds), never fail at once.
+    Every string written goes through :func:`~nanobanana_widgets.store.clean.clean_value`
+    (no lone surrogate, no secret), and every failure is a typed
+    :class:`~nanobanana_widgets.service.errors.HistoryError` naming the file.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
@@ -324,56 +392,78 @@ class HistoryStore:
         self.db_path, self.images_dir = resolve_location(path)
         self.folder = self.db_path.parent
         self.busy_timeout = busy_timeout
-        try:
+        with translated(self.db_path, "create the folder of"):
             self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OSError(
-                f"Cannot create the history folder {self.folder}: {exc.strerror or exc}. "
-                "Pass History(path) with a writable folder."
-            ) from exc
         self._lock = threading.RLock()
         self._depth = 0
-        self._conn = sqlite3.connect(
-            str(self.db_path), timeout=busy_timeout, isolation_level=None,
-            check_same_thread=False,
-        )
+        with translated(self.db_path, "open"):
+            self._conn = sqlite3.connect(
+                str(self.db_path), timeout=busy_timeout, isolation_level=None,
+                check_same_thread=False,
+            )
         self._conn.row_factory = sqlite3.Row
-        # Close the connection when the store is garbage collected (no ResourceWarning).
-        self._finalizer = weakref.finalize(self, self._conn.close)
+        # Close the connection when the store is garbage collected or at exit (no
+        # ResourceWarning), under the lock: never while another thread is using it.
+        self._finalizer = weakref.finalize(self, _close_connection, self._conn, self._lock)
         try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise sqlite3.DatabaseError(
-                f"Cannot open the history database {self.db_path}: {exc}. If the file is not "
-                "a nanobanana history, pass History(path) with another location."
-            ) from exc
+            with translated(self.db_path, "open"):
+                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+                # Read and check before the first write: a file this version cannot use
+                # is left exactly as it was.
+                version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+                self._check_version(version)
+                self._check_whole()
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = NORMAL")
+                self._conn.execute("PRAGMA foreign_keys = ON")
+                self._migrate()
+                self._conn.execute("SELECT MAX(id) FROM requests").fetchone()
+        except BaseException:
+            self._finalizer()
+            raise
 
     # --- connection ------------------------------------------------------------------
 
+    def _check_version(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise HistoryVersionError(
+                f"The history {self.db_path} was written by a newer nanobanana-widgets "
+                f"(schema version {version}; this one understands up to {SCHEMA_VERSION}). "
+                "It was left as it is. Upgrade (pip install -U nanobanana-widgets), or pass "
+                "History(path) with another location.", path=str(self.db_path),
+                detail=f"schema version {version}")
+
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this package understands "
-                f"({SCHEMA_VERSION}); upgrade nanobanana-widgets"
-            )
         if version == SCHEMA_VERSION:
             return
         with self.write() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process?
+            self._check_version(version)
             while version < SCHEMA_VERSION:
                 MIGRATIONS[version](conn)
                 version += 1
                 conn.execute(f"PRAGMA user_version = {version}")
 
+    def _check_whole(self) -> None:
+        """Refuse a truncated file: SQLite notices only when it reads a missing page. (A
+        page damaged inside the file is found when it is read: every read and write
+        raises a typed ``HistoryDamagedError`` then; a whole ``quick_check`` would make
+        opening a large history slow.)"""
+        wal = self.db_path.with_name(self.db_path.name + "-wal")
+        if not wal.exists() or wal.stat().st_size == 0:
+            size = self.db_path.stat().st_size
+            pages = int(self._conn.execute("PRAGMA page_count").fetchone()[0])
+            page_size = int(self._conn.execute("PRAGMA page_size").fetchone()[0])
+            if size < pages * page_size:
+                raise sqlite3.DatabaseError(
+                    f"database disk image is malformed: the file is truncated ({size} bytes "
+                    f"of {pages * page_size})")
+
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (nested calls join the outer one)."""
+        """A write transaction (nested calls join the outer one). A failure raises a
+        :class:`~nanobanana_widgets.service.errors.HistoryError` and writes nothing."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -382,62 +472,103 @@ class HistoryStore:
                 finally:
                     self._depth -= 1
                 return
-            self._conn.execute("BEGIN IMMEDIATE")
+            with translated(self.db_path, "write to"):
+                self._conn.execute("BEGIN IMMEDIATE")
             self._depth = 1
             try:
                 yield self._conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                self._conn.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    raise history_error(exc, self.db_path, "write to") from exc
                 raise
             self._depth = 0
-            self._conn.execute("COMMIT")
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise history_error(exc, self.db_path, "write to") from exc
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query and return every row."""
-        with self._lock:
-            return self._conn.execute(sql, tuple(params)).fetchall()
+        with self._lock, translated(self.db_path, "read"):
+            return self._conn.execute(sql, clean_value(tuple(params))).fetchall()
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """The first column of the first row (``None`` when there is no row)."""
-        with self._lock:
-            row = self._conn.execute(sql, tuple(params)).fetchone()
+        with self._lock, translated(self.db_path, "read"):
+            row = self._conn.execute(sql, clean_value(tuple(params))).fetchone()
         return None if row is None else row[0]
 
     def close(self) -> None:
-        """Close the connection (further use raises ``sqlite3.ProgrammingError``)."""
+        """Close the connection (further use raises a ``HistoryError``)."""
         with self._lock:
             self._finalizer()
 
     # --- rows ------------------------------------------------------------------------
 
-    def insert_request(self, row: dict[str, Any], inputs: Sequence[dict[str, Any]] = (),
-                       results: Sequence[dict[str, Any]] = ()) -> tuple[int, bool]:
-        """Insert one request with its inputs and results; ``(id, inserted)``.
+    def apply_write(self, key: str, row: dict[str, Any], *,
+                    inputs: Sequence[dict[str, Any]] = (),
+                    results: Sequence[dict[str, Any]] | None = None,
+                    fields: dict[str, Any] | None = None, keep_success: bool = False,
+                    match_task: bool = False) -> tuple[int, bool]:
+        """Write one event of a request into its record, in one transaction; returns
+        ``(id, inserted)``.
 
-        A row with the same task id already present is kept (``inserted`` is ``False``):
-        two listeners, or two processes, seeing the same submission write it once.
+        The record is the one whose ``record_key`` is ``key``; with ``match_task``, else
+        the newest with the same task id and fingerprint, else the newest with that task
+        id that has not succeeded. When there is none, ``row`` (with ``fields``) is
+        inserted with ``inputs`` and ``results``. Otherwise ``results`` replace its result
+        rows and ``fields`` are set (unless it succeeded already and ``keep_success``).
+        Writing the same event twice changes nothing more, so a journal can be replayed.
         """
-        columns = [c for c in row if c in REQUEST_COLUMNS]
-        sql = (f"INSERT OR IGNORE INTO requests ({', '.join(columns)}) "
-               f"VALUES ({', '.join('?' for _ in columns)})")
         with self.write() as conn:
-            cur = conn.execute(sql, [row[c] for c in columns])
-            if cur.rowcount == 0:
-                existing = self.id_for_task(row.get("task_id"))
-                if existing is None:  # pragma: no cover - only a task id can conflict
-                    raise sqlite3.IntegrityError("the history refused a new record")
-                return existing, False
-            rid = int(cur.lastrowid or 0)
-            for pos, item in enumerate(inputs):
-                conn.execute(
-                    "INSERT INTO inputs (request_id, position, sha256, mime, path, url, thumbnail)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (rid, pos, item["sha256"], item.get("mime"), item.get("path"),
-                     item.get("url"), item.get("thumbnail")),
-                )
-            self._write_results(conn, rid, results)
-            return rid, True
+            rid = self._find(conn, key, row, match_task)
+            if rid is None:
+                values = clean_value({**row, **(fields or {}), "record_key": key})
+                columns = [c for c in values if c in REQUEST_COLUMNS]
+                cur = conn.execute(
+                    f"INSERT INTO requests ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})", [values[c] for c in columns])
+                rid = int(cur.lastrowid or 0)
+                for pos, item in enumerate(clean_value(list(inputs))):
+                    conn.execute(
+                        "INSERT INTO inputs (request_id, position, sha256, mime, path, url, "
+                        "thumbnail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (rid, pos, item["sha256"], item.get("mime"), item.get("path"),
+                         item.get("url"), item.get("thumbnail")))
+                self._write_results(conn, rid, results or ())
+                return rid, True
+            if results is not None:
+                self._write_results(conn, rid, results)
+            if fields:
+                status = conn.execute("SELECT status FROM requests WHERE id = ?",
+                                      (rid,)).fetchone()[0]
+                if not (keep_success and status == "succeeded"):
+                    self.update(rid, **fields)
+            return rid, False
+
+    @staticmethod
+    def _find(conn: sqlite3.Connection, key: str, row: dict[str, Any],
+              match_task: bool) -> int | None:
+        found = conn.execute("SELECT id FROM requests WHERE record_key = ?", (key,)).fetchone()
+        if found is not None:
+            return int(found[0])
+        task_id = row.get("task_id")
+        if not match_task or not task_id:
+            return None
+        rows = conn.execute("SELECT id, fingerprint, status FROM requests WHERE task_id = ? "
+                            "ORDER BY id DESC", (clean_text(task_id),)).fetchall()
+        same_request = [r for r in rows if r[1] == row.get("fingerprint")]
+        still_open = [r for r in rows if r[2] != "succeeded"]
+        chosen = same_request or still_open
+        return int(chosen[0][0]) if chosen else None
 
     def set_results(self, request_id: int, results: Sequence[dict[str, Any]]) -> None:
         """Replace a request's result rows (keeping local copies already made)."""
@@ -447,7 +578,7 @@ class HistoryStore:
     @staticmethod
     def _write_results(conn: sqlite3.Connection, rid: int,
                        results: Sequence[dict[str, Any]]) -> None:
-        for pos, item in enumerate(results):
+        for pos, item in enumerate(clean_value(list(results))):
             conn.execute(
                 "INSERT INTO results (request_id, position, url, prompt, sha256, path, thumbnail)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (request_id, position) DO UPDATE SET"
@@ -468,8 +599,17 @@ class HistoryStore:
                 "UPDATE results SET sha256 = COALESCE(?, sha256), path = COALESCE(?, path),"
                 " thumbnail = COALESCE(?, thumbnail), download_error = ?"
                 " WHERE request_id = ? AND position = ?",
-                (sha256, path, thumbnail, error, request_id, position),
+                (sha256, path, thumbnail, None if error is None else clean_text(error),
+                 request_id, position),
             )
+
+    def forget_result_file(self, request_id: int, position: int, error: str) -> None:
+        """A result's local copy is damaged or gone: forget it, so that it is downloaded
+        again (by ``resume()`` or the next read)."""
+        with self.write() as conn:
+            conn.execute("UPDATE results SET path = NULL, sha256 = NULL, download_error = ? "
+                         "WHERE request_id = ? AND position = ?",
+                         (clean_text(error), request_id, position))
 
     def update(self, request_id: int, **fields: Any) -> None:
         """Set columns of one request."""
@@ -480,24 +620,17 @@ class HistoryStore:
             return
         sets = ", ".join(f"{name} = ?" for name in fields)
         with self.write() as conn:
-            conn.execute(f"UPDATE requests SET {sets} WHERE id = ?", [*fields.values(), request_id])
-
-    def update_unless_succeeded(self, request_id: int, **fields: Any) -> bool:
-        """Set columns of one request unless it succeeded already (a late cancel or timeout
-        never hides a result); ``True`` when written."""
-        with self.write() as conn:
-            current = conn.execute("SELECT status FROM requests WHERE id = ?",
-                                   (request_id,)).fetchone()
-            if current is not None and current[0] == "succeeded":
-                return False
-            self.update(request_id, **fields)
-            return True
+            conn.execute(f"UPDATE requests SET {sets} WHERE id = ?",
+                         [*clean_value(list(fields.values())), request_id])
 
     def mark_running(self, request_id: int) -> None:
-        """A request still ``submitted`` becomes ``pending`` (its task was seen running)."""
+        """A request still ``submitted`` (or failed without an error code: under the
+        service's rules a task that may still be running) becomes ``pending``."""
         with self.write() as conn:
-            conn.execute("UPDATE requests SET status = 'pending' WHERE id = ? AND "
-                         "status = 'submitted'", (request_id,))
+            conn.execute(
+                "UPDATE requests SET status = 'pending', error_class = NULL, error_code = NULL,"
+                " error_message = NULL, error_trace_id = NULL WHERE id = ? AND (status = "
+                "'submitted' OR (status = 'failed' AND error_code IS NULL))", (request_id,))
 
     def count_replay(self, request_id: int, at: float) -> None:
         """Count one more replay of a request, made at ``at`` (epoch seconds)."""
@@ -506,11 +639,16 @@ class HistoryStore:
                          "WHERE id = ?", (at, request_id))
 
     def id_for_task(self, task_id: str | None) -> int | None:
-        """The record id of a task id, if recorded."""
+        """The id of the newest record of a task id (a broken service may give two
+        requests one id: both are kept), if recorded."""
         if not task_id:
             return None
-        value = self.scalar("SELECT id FROM requests WHERE task_id = ?", (task_id,))
+        value = self.scalar("SELECT MAX(id) FROM requests WHERE task_id = ?", (task_id,))
         return None if value is None else int(value)
+
+    def has_key(self, key: str) -> bool:
+        """Whether a record with this ``record_key`` is in the database."""
+        return self.scalar("SELECT 1 FROM requests WHERE record_key = ?", (key,)) is not None
 
     # --- what views, records, the recorder and replay read ---------------------------
 
@@ -571,14 +709,20 @@ class HistoryStore:
                             "thumbnail IS NOT NULL LIMIT 1", (sha256,))
         return None if value is None else bytes(value)
 
-    def open_tasks(self) -> dict[str, int]:
-        """Task id → record id of every task that may still bring a result: ``submitted``
-        or ``pending``, or ``cancelled`` (locally) without results; oldest first."""
+    def open_tasks(self) -> dict[str, list[int]]:
+        """Task id → record ids (oldest first) of every task that may still bring a
+        result: ``submitted`` or ``pending``, ``cancelled`` (locally) without results, or
+        ``failed`` without an error code (under the service's rules such a task may still
+        be running)."""
         rows = self.query(
             "SELECT id, task_id FROM requests WHERE task_id IS NOT NULL AND (status IN "
             "('submitted', 'pending') OR (status = 'cancelled' AND NOT EXISTS "
-            "(SELECT 1 FROM results t WHERE t.request_id = requests.id))) ORDER BY id")
-        return {str(r["task_id"]): int(r["id"]) for r in rows}
+            "(SELECT 1 FROM results t WHERE t.request_id = requests.id)) OR (status = "
+            "'failed' AND error_code IS NULL)) ORDER BY id")
+        found: dict[str, list[int]] = {}
+        for r in rows:
+            found.setdefault(str(r["task_id"]), []).append(int(r["id"]))
+        return found
 
     def missing_downloads(self) -> dict[int, list[tuple[int, str]]]:
         """Record id → ``(position, url)`` of each result image of a succeeded request that
@@ -602,12 +746,19 @@ class HistoryStore:
     # --- content-addressed files -----------------------------------------------------
 
     def put_file(self, data: bytes, ext: str) -> tuple[str, str]:
-        """Store ``data`` by content; returns ``(sha256, path relative to the folder)``."""
+        """Store ``data`` by content; returns ``(sha256, path relative to the folder)``.
+
+        A copy already there is kept only when it is sound (its bytes have this hash);
+        a damaged copy, or anything else under that name, is replaced. Raises
+        :class:`~nanobanana_widgets.service.errors.HistoryError` (a full disk, a read-only
+        folder)."""
         sha = hashlib.sha256(data).hexdigest()
         ext = ext if ext.startswith(".") else f".{ext}"
         rel = f"{IMAGES_DIRNAME}/{sha[:2]}/{sha}{ext.lower()}"
         target = self.folder / rel
-        if not target.exists():
+        if read_sound(target, sha) is not None:
+            return sha, rel
+        with translated(self.db_path, "keep an image file beside"):
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:
@@ -624,6 +775,24 @@ class HistoryStore:
         """The absolute path of a stored file (``None`` when ``rel`` is ``None``)."""
         return None if rel is None else self.folder / rel
 
+
+def _close_connection(conn: sqlite3.Connection, lock: threading.RLock) -> None:
+    with lock:
+        conn.close()
+
+
+def read_sound(path: Path | None, sha256: str | None) -> bytes | None:
+    """The bytes of a kept file when they have the recorded hash; ``None`` when the file
+    is missing, is not a regular file (a symlink is never followed) or is damaged."""
+    if path is None or not sha256:
+        return None
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
 
 def dumps(value: Any) -> str:
     """Compact, stable JSON for the ``parameters`` column."""

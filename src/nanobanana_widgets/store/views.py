@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 from nanobanana_widgets.render.history_table import history_page_html
-from nanobanana_widgets.service.errors import InvalidParameterError
+from nanobanana_widgets.service.errors import HistoryError, InvalidParameterError
 from nanobanana_widgets.store.export import export_images, to_dataframe, write_csv, write_json
+from nanobanana_widgets.store.html_report import write_history_report
 from nanobanana_widgets.store.records import Record, RecordId, load_records
 from nanobanana_widgets.store.schema import FIELDS, HistoryStore, Selection
 
@@ -231,9 +232,29 @@ class HistoryView:
         """Write every result image of the view (with metadata) plus ``manifest.csv`` and
         ``manifest.json`` into the folder ``path``; returns the folder.
 
-        Images not downloaded yet are downloaded now (and kept in the history folder).
+        Images not downloaded yet are downloaded now (and kept in the history folder); a
+        kept copy is checked against its hash (a damaged one is downloaded again). Files
+        already in the folder are never replaced nor followed (a taken name gets ``-2``).
+        An image that cannot be had is skipped, and the skips are reported (a
+        ``HistoryWarning`` and ``History.problems``); the others are exported.
         """
-        return export_images(self, path, self._history._recorder.local_bytes)
+        history = self._history
+
+        def report(message: str) -> None:
+            history._problems.report("export", message)
+
+        return export_images(self, path, history._recorder.local_bytes, report)
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the view's records as one HTML page readable offline in any browser:
+        thumbnails, prompts, parameters, status, ratings and notes (picks included), each
+        record's full-size images in ``<name>_files/`` beside the page (or embedded in it
+        with ``embed=True``). Images not downloaded yet are downloaded now. Returns the
+        page's path."""
+        n = len(self)
+        return write_history_report(
+            self, path, embed=embed, image_bytes=self._history._recorder.local_bytes,
+            title=f"History: {n:,} record{'s' if n != 1 else ''}")
 
     # --- HTML -----------------------------------------------------------------------
 
@@ -253,11 +274,18 @@ class HistoryView:
 
         return HTML(self.html(page, per_page))  # type: ignore[no-untyped-call]
 
-    def _repr_html_(self) -> str:
-        return self.html(1)
+    def _repr_html_(self) -> str | None:
+        try:
+            return self.html(1)
+        except HistoryError:
+            return None  # the notebook shows the plain repr, which says what is wrong
 
     def __repr__(self) -> str:
-        return f"<HistoryView of {len(self)} records in {self._store.db_path}>"
+        try:
+            count = f"{len(self)} records"
+        except HistoryError as exc:
+            count = f"unreadable records ({exc.detail or type(exc).__name__})"
+        return f"<HistoryView of {count} in {self._store.db_path}>"
 
     # --- record actions (written by the History façade) -----------------------------
 

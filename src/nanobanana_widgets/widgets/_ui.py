@@ -19,14 +19,15 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import anywidget
 import ipywidgets as w
 
-__all__ = ["Painter", "ViewSync", "close_tree", "guarded", "widget_tree"]
+__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "guarded", "weak_callback",
+           "widget_tree"]
 
 _STATIC = Path(__file__).parent / "static"
 _log = logging.getLogger(__name__)
@@ -58,6 +59,16 @@ def close_tree(widget: Any) -> None:
     widget.close()
 
 
+def close_deep(widget: Any, keep: Iterable[Any] = ()) -> None:
+    """Close ``widget`` and every model it refers to (children, their layouts and styles),
+    except the ``keep`` ones (models shared with widgets that stay). Without this a closed
+    view leaves its layout and style models alive in the kernel and the page."""
+    kept = {id(k) for k in keep}
+    for model in list(widget_tree(widget)):
+        if id(model) not in kept:
+            model.close()
+
+
 def guarded(handler: Callable[..., object],
             report: Callable[[BaseException], object]) -> Callable[..., None]:
     """``handler`` wrapped for a widget callback: an exception it raises goes to
@@ -83,6 +94,9 @@ class ViewSync(anywidget.AnyWidget):
     _esm = (_STATIC / "view_sync.js").read_text(encoding="utf-8")
 
     def __init__(self, view: w.Widget, **kwargs: Any) -> None:
+        # Hidden by its layout too: where its module cannot load (the HTML widget manager
+        # of an exported page, offline), the error box put in its place stays hidden.
+        kwargs.setdefault("layout", w.Layout(display="none"))
         super().__init__(**kwargs)
         self._view = weakref.ref(view)
         self.on_msg(self._handle_message)
@@ -142,3 +156,79 @@ class Painter:
         """Start ``key`` afresh (a retried grid cell, a reused row)."""
         with self._lock:
             self._painted.pop(key, None)
+
+
+class Ticker:
+    """Calls ``tick()`` every ``interval`` seconds in a daemon thread while it returns
+    ``True`` (a view's clock: elapsed seconds that move on while work is in flight).
+
+    :meth:`start` (from any thread) starts the thread unless it runs; it stops by itself
+    when ``tick()`` returns ``False`` or raises, and for good after :meth:`stop`. The
+    thread only paints (through the view's :class:`Painter`); it never waits on the
+    network.
+    """
+
+    def __init__(self, tick: Callable[[], bool], *, interval: float = 1.0,
+                 name: str = "nbw-ticker") -> None:
+        self._tick = tick
+        self.interval = interval
+        self._name = name
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stopped = False
+        self._kicked = False
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is ticking."""
+        with self._lock:
+            return self._thread is not None
+
+    def start(self) -> None:
+        """Tick from now on (no effect after :meth:`stop`)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._kicked = True
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking for good."""
+        with self._lock:
+            self._stopped = True
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.interval):
+            with self._lock:
+                self._kicked = False
+            try:
+                keep = bool(self._tick())
+            except Exception:  # a broken clock stops; the view still shows what it had
+                _log.exception("%s: tick failed", self._name)
+                keep = False
+            if keep:
+                continue
+            with self._lock:  # a start() during the last tick keeps the clock going
+                if not self._kicked or self._stopped:
+                    self._thread = None
+                    return
+        with self._lock:
+            self._thread = None
+
+
+def weak_callback(method: Callable[..., object]) -> Callable[..., None]:
+    """A callback calling the bound ``method`` while its object lives (for a long-lived
+    source such as a history, which must not keep every view it ever told alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> None:
+        found = ref()
+        if found is not None:
+            found(*args)
+
+    return call

@@ -26,7 +26,7 @@ writes (a favourite mark, a note line, votes that feed ``history.rankings()``) i
 :mod:`.picks`; picking again takes the previous pick back first. Records are found by task
 id in ``history`` (default: the package's default history).
 
-What is compared is :mod:`.sides`'; the HTML is :mod:`nanobanana_widgets.render.compare`'s.
+What is compared is :mod:`.sides`; the HTML is :mod:`nanobanana_widgets.render.compare`'s.
 A pick may come from any thread: the buttons, cards and status it shows are painted through
 a :class:`~nanobanana_widgets.widgets._ui.Painter` at the pick's number, so the view never
 shows an earlier pick than the one recorded last. The widget state holds only JPEG
@@ -36,6 +36,7 @@ thumbnails of at most 512 px, and every user-supplied string is escaped.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import io
 import os
 import threading
@@ -61,15 +62,17 @@ from nanobanana_widgets.render.compare import (
     stage_html,
     word_diff,
 )
-from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.results import data_uri, thumbnail_data_uri
+from nanobanana_widgets.render.static import cards_html, static_frame, static_styles
 from nanobanana_widgets.service.errors import InvalidParameterError, describe_error
 from nanobanana_widgets.service.text import parse_data_uri
 from nanobanana_widgets.store import History
+from nanobanana_widgets.widgets._static import StaticRendition, source_link
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
 from nanobanana_widgets.widgets.compare.difference import THRESHOLD, Difference, difference
 from nanobanana_widgets.widgets.compare.divider import Divider
 from nanobanana_widgets.widgets.compare.picks import PickLedger
+from nanobanana_widgets.widgets.compare.report import write_comparison_report
 from nanobanana_widgets.widgets.compare.sides import (
     Side,
     default_labels,
@@ -138,16 +141,18 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self._thumbs: list[str | None] = []
         self._problems: list[str | None] = []
         self._aspect: list[tuple[int, int] | None] = []
+        self._links: list[str | None] = []
         for side in self.sides:
             self._make_thumb(side)
+            self._links.append(source_link(side.source, side.link))
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._difference: concurrent.futures.Future[Difference] | None = None
 
         self.title = w.HTML(comparison_title_html(self.sides, self.id, edit=edit))
         self.cards: list[w.VBox] = []
         first = self.sides[0].params
-        for i, side in enumerate(self.sides):
-            body = w.HTML(card_html(side, self._thumbs[i], self._problems[i],
+        for i in range(len(self.sides)):
+            body = w.HTML(card_html(self._linked(i), self._thumbs[i], self._problems[i],
                                     first=first if i else None),
                           layout=w.Layout(width="100%"))
             card = w.VBox([body], layout=w.Layout(min_width="0", max_width=f"{THUMB_SIDE + 16}px"))
@@ -207,6 +212,8 @@ class Comparison(w.VBox):  # type: ignore[misc]
         super().__init__(children, layout=w.Layout(width="100%", max_width="100%",
                                                    overflow="hidden"))
         self.add_class("nbw-cmp")
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the comparison a saved notebook shows (:meth:`static_html`)."""
 
     def _make_thumb(self, side: Side) -> None:
         uri: str | None = None
@@ -310,6 +317,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
             markup = difference_waiting_html(
                 f"Could not compute the difference: {describe_error(exc)}", error=True)
         self._painter.paint(("heat",), (1,), lambda: setattr(self.heat, "value", markup))
+        self.static.update()
 
     # --- picking -------------------------------------------------------------------------
 
@@ -370,6 +378,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
                 text, css = self._ledger.pick(i)
         self._paint_pick(revision, i)
         self._paint_status(revision, text, css)
+        self.static.update()
         return text
 
     def tie(self) -> str:
@@ -384,6 +393,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
                 text, css = self._ledger.tie()
         self._paint_pick(revision, TIE)
         self._paint_status(revision, text, css)
+        self.static.update()
         return text
 
     def _paint_pick(self, revision: int, chosen: int | str) -> None:
@@ -409,9 +419,18 @@ class Comparison(w.VBox):  # type: ignore[misc]
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status, "value", markup))
 
+    def _linked(self, i: int) -> Side:
+        """Side ``i`` with a link that lasts (its full-size copy beside the notebook)."""
+        return dataclasses.replace(self.sides[i], link=self._links[i])
+
     def static_html(self) -> str:
-        """The comparison as it shows now (its view, pick and status), as HTML: for static
-        renditions, from the same render functions as the live view."""
+        """The comparison as it shows now (its view, pick and status), as a saved notebook
+        shows it: from the same render functions as the live view, thumbnails linked to
+        full-size copies that outlive the kernel."""
+        return static_frame(self.static.view_id, "cmp", self._view_html(),
+                            styles=static_styles("frame", "compare"))
+
+    def _view_html(self) -> str:
         view = self.view
         if view == "slider" and self.divider.html:
             a, b = self.sides
@@ -421,22 +440,25 @@ class Comparison(w.VBox):  # type: ignore[misc]
         elif view == "difference":
             body = self.heat.value
         else:
-            cards = []
-            for card in self.cards:
-                picked = " nbw-picked" if "nbw-picked" in card._dom_classes else ""
-                cards.append(f'<div class="nbw-cmp-card{picked}" style="min-width:0;">'
-                             f"{card.children[0].value}</div>")
-            body = ('<div style="display:grid;gap:8px;grid-template-columns:repeat(auto-fill,'
-                    ' minmax(200px, 1fr));">' + "".join(cards) + "</div>")
-        return (f'{comparison_styles()}<div class="nbw-cmp">{self.title.value}{body}'
-                f"{self.status.value}{self.diff.value}</div>")
+            first = self.sides[0].params
+            cards = [card_html(self._linked(i), self._thumbs[i], self._problems[i],
+                               first=first if i else None) for i in range(len(self.sides))]
+            picked = self._picked if isinstance(self._picked, int) else None
+            body = cards_html(cards, picked=picked, width=296)
+        return f"{self.title.value}{body}{self.status.value}{self.diff.value}"
 
-    def to_html(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`static_html` as a standalone page; returns the path."""
-        target = Path(path)
-        target.write_text(page_html(f"Comparison {self.id}", self.static_html()),
-                          encoding="utf-8")
-        return target
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the comparison as one HTML page readable offline: thumbnails in the page,
+        full-size copies in a folder beside it (all in the page with ``embed=True``), the
+        prompts, parameters, prompt changes and the pick (see
+        :func:`~nanobanana_widgets.widgets.compare.report.write_comparison_report`);
+        returns its path."""
+        labels = ", ".join(s.label for s in self.sides)
+        picked = self._picked if isinstance(self._picked, int) else None
+        return write_comparison_report(
+            self.sides, self._thumbs, self._problems, picked=picked,
+            header=self.title.value, diff=self.diff.value, status=self.status.value,
+            title=f"Comparison {self.id}: {labels}", path=path, embed=embed)
 
     def close(self) -> None:
         """Close the widgets and stop the background worker."""

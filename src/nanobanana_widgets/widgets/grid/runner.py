@@ -5,8 +5,11 @@ moment it is sent), then waits for all tasks together through the client's one b
 poller (``client.wait_all``), in a background thread. Every task is tagged in the history
 with the grid's id and its cell (``History.tag_cell``); a submit the service refused is
 tagged through the record the history wrote for it. Outcomes and progress are reported
-through callbacks, each cell's outcome exactly once; ``cancel()`` stops submitting and
-waiting (the service has no cancel: tasks already sent may still run and be billed).
+through callbacks, each cell's outcome exactly once per attempt; ``cancel()`` stops
+submitting and waiting (the service has no cancel: tasks already sent may still run and be
+billed). ``retry(slots)`` sends failed cells again, as new attempts tagged with the same
+cells, in a batch of their own; :func:`resendable` tells which outcomes may be resent
+without risking a second bill.
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from nanobanana_widgets.service.errors import CancelledError, NanoBananaError, describe_error
+from nanobanana_widgets.service.errors import (
+    CancelledError,
+    NanoBananaError,
+    PossiblyBilledError,
+    WaitTimeoutError,
+    describe_error,
+)
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets.grid.plan import Cell, GridPlan, Slot
@@ -25,7 +34,7 @@ from nanobanana_widgets.widgets.grid.plan import Cell, GridPlan, Slot
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client, Progress, Task
 
-__all__ = ["GridRunner", "Outcome"]
+__all__ = ["GridRunner", "Outcome", "resendable"]
 
 _log = logging.getLogger(__name__)
 
@@ -35,14 +44,29 @@ Outcome = Result | NanoBananaError
 _SUBMIT_WORKERS = 8
 
 
+def resendable(outcome: Outcome) -> bool:
+    """Whether a cell that ended with ``outcome`` may be sent again without risking a
+    second bill: it failed, and no task of it may still be running at the service (a
+    task cancelled or timed out after it was sent, or a submit that may have reached the
+    service, is not resent)."""
+    if isinstance(outcome, Result):
+        return not outcome.images
+    if isinstance(outcome, (PossiblyBilledError, WaitTimeoutError)):
+        return False
+    if isinstance(outcome, CancelledError):
+        return outcome.task_id is None  # cancelled before it was sent
+    return True
+
+
 class GridRunner:
     """Runs the cells of ``plan`` once.
 
     ``client()`` gives the client when the run starts. ``on_progress(slot, stage,
     seconds)`` reports ``"sending"`` and ``"waiting"`` (with whole seconds) for a cell
     that has no outcome yet; ``on_outcome(slot, outcome)`` reports each cell's end once;
-    ``on_end()`` is called when every cell has ended (or the run broke). Callbacks run in
-    the runner's threads and in the client's poller: they must not block.
+    ``on_end()`` is called when every cell has ended (or the run broke), after the first
+    run and after each retry once no other batch runs. Callbacks run in the runner's
+    threads and in the client's poller: they must not block.
     """
 
     def __init__(self, plan: GridPlan, *, client: Callable[[], Client],
@@ -65,6 +89,8 @@ class GridRunner:
         self._replayed: set[Cell] = set()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._active = 0
+        self._sent: set[Cell] = set()
 
     # --- what it knows -----------------------------------------------------------------
 
@@ -82,8 +108,20 @@ class GridRunner:
 
     @property
     def cancelled(self) -> bool:
-        """Whether :meth:`cancel` was called."""
+        """Whether :meth:`cancel` was called (and no retry began since)."""
         return self._cancel.is_set()
+
+    @property
+    def running(self) -> bool:
+        """Whether a batch (the first run or a retry) is still going."""
+        with self._lock:
+            return self._active > 0
+
+    @property
+    def sent(self) -> int:
+        """How many cells were sent to the service (replayed ones included)."""
+        with self._lock:
+            return len(self._sent)
 
     def task(self, cell: Cell) -> Task | None:
         """The task a cell was sent as (``None`` before it was sent)."""
@@ -99,8 +137,26 @@ class GridRunner:
 
     def start(self) -> None:
         """Run every cell in a background thread; returns at once."""
-        self._thread = threading.Thread(target=self._run, name=f"nbw-grid-{self.plan.grid_id}",
-                                        daemon=True)
+        self._launch(self.slots)
+
+    def retry(self, slots: list[Slot]) -> None:
+        """Send ``slots`` again in a background thread (a new attempt of each cell, tagged
+        with the same cell); returns at once. Their earlier outcomes are forgotten."""
+        with self._lock:
+            if self._active == 0:
+                self._cancel.clear()
+            for slot in slots:
+                self._outcomes.pop(slot.cell, None)
+                self._tasks.pop(slot.cell, None)
+                self._shown_seconds.pop(slot.cell, None)
+                self._replayed.discard(slot.cell)
+        self._launch(slots)
+
+    def _launch(self, slots: list[Slot]) -> None:
+        with self._lock:
+            self._active += 1
+        self._thread = threading.Thread(target=self._run, args=(slots,),
+                                        name=f"nbw-grid-{self.plan.grid_id}", daemon=True)
         self._thread.start()
 
     def cancel(self) -> None:
@@ -111,16 +167,18 @@ class GridRunner:
         for task in tasks:
             task.cancel()
 
-    def _run(self) -> None:
+    def _run(self, slots: list[Slot]) -> None:
         try:
             client = self._client()
-            workers = max(1, min(_SUBMIT_WORKERS, len(self.slots)))
+            workers = max(1, min(_SUBMIT_WORKERS, len(slots)))
             with concurrent.futures.ThreadPoolExecutor(
                     max_workers=workers,
                     thread_name_prefix=f"nbw-grid-{self.plan.grid_id}-submit") as pool:
-                list(pool.map(lambda s: self._submit(client, s), self.slots))
+                list(pool.map(lambda s: self._submit(client, s), slots))
+            cells = {slot.cell for slot in slots}
             with self._lock:
-                waiting = [t for c, t in self._tasks.items() if c not in self._outcomes]
+                waiting = [t for c, t in self._tasks.items()
+                           if c in cells and c not in self._outcomes]
             tasks = list(dict.fromkeys(waiting))
             if tasks:
                 outcomes = client.wait_all(tasks, return_exceptions=True,
@@ -132,10 +190,14 @@ class GridRunner:
             _log.exception("grid %s failed", self.plan.grid_id)
             err = exc if isinstance(exc, NanoBananaError) else NanoBananaError(
                 describe_error(exc))
-            for slot in self.slots:
+            for slot in slots:
                 self._finish(slot, err)
         finally:
-            self._on_end()
+            with self._lock:
+                self._active -= 1
+                last = self._active == 0
+            if last:
+                self._on_end()
 
     def _slots_of(self, task_id: str) -> list[Slot]:
         with self._lock:
@@ -154,6 +216,9 @@ class GridRunner:
                 model=cell.model, count=self.plan.count, aspect_ratio=cell.aspect_ratio,
                 resolution=cell.resolution)
         except NanoBananaError as exc:
+            if isinstance(exc, PossiblyBilledError):
+                with self._lock:
+                    self._sent.add(cell)
             self._tag_failure(slot, exc)
             self._finish(slot, exc)
             return
@@ -162,6 +227,7 @@ class GridRunner:
             return
         replayed = task.done()  # only a replayed task is settled the moment it is sent
         with self._lock:
+            self._sent.add(cell)
             self._tasks[cell] = task
             self._task_slots.setdefault(task.id, []).append(slot)
             if replayed:

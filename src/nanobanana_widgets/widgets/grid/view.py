@@ -8,45 +8,60 @@ runner's threads and the client's poller, always through one
 :class:`~nanobanana_widgets.widgets._ui.Painter`: a cell's version is its stage's rank
 (queued, sending, waiting with its seconds, finished), so a late "waiting" never covers a
 finished cell. ``Grid.open(grid_id)`` rebuilds the matrix from the history, without network.
+
+While waiting, a cell keeps the room its images will take (from the aspect ratio), so the
+page does not jump when they arrive; one clock (a
+:class:`~nanobanana_widgets.widgets._ui.Ticker`) moves the status line and the waiting
+cells on together. A failed cell that may be sent again shows "Retry"; ``grid.retry()``
+retries every such cell, each as a new attempt tagged with the same cell in the history.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from nanobanana_widgets.images import thumbnail
 from nanobanana_widgets.render.grid import (
     CellImage,
     budget_html,
     cell_error_html,
     cell_images_html,
-    cell_waiting_html,
     column_head_html,
     column_label,
     corner_html,
+    grid_status_text,
     grid_styles,
     grid_title_html,
+    not_resent_note,
     plan_html,
-    record_caption,
-    record_cell_title,
     repeat_head_html,
     row_head_html,
     status_line_html,
 )
 from nanobanana_widgets.render.parts import seconds
-from nanobanana_widgets.render.results import data_uri, safe_link, thumbnail_data_uri
+from nanobanana_widgets.render.results import thumbnail_data_uri
+from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
-from nanobanana_widgets.store import History, Record
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.store import History, HistoryProblem, Record
+from nanobanana_widgets.widgets._static import StaticRendition, image_link
+from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded, weak_callback
+from nanobanana_widgets.widgets.grid.cells import (
+    CELL_THUMB_SIDE,
+    CellSlots,
+    recorded_cell,
+    thumb_side,
+    waiting_html,
+)
 from nanobanana_widgets.widgets.grid.plan import (
     DEFAULT_MAX_CALLS,
     Cell,
@@ -56,43 +71,21 @@ from nanobanana_widgets.widgets.grid.plan import (
     latest_by_cell,
     plan_from_records,
 )
-from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome
+from nanobanana_widgets.widgets.grid.report import grid_static_body, write_grid_report
+from nanobanana_widgets.widgets.grid.runner import GridRunner, Outcome, resendable
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client
 
-__all__ = ["CELL_THUMB_SIDE", "Grid", "record_images"]
-
-CELL_THUMB_SIDE = 256
-"""Longest side, in pixels, of a cell's thumbnail (160 when a cell holds several images)."""
+__all__ = ["CELL_THUMB_SIDE", "Grid"]
 
 _QUEUED, _SENDING, _WAITING, _FINISHED = 1, 2, 3, 9
 """Ranks of a cell's stages: the first number of its painted version."""
 
 
-def _thumb_side(n_images: int) -> int:
-    return CELL_THUMB_SIDE if n_images == 1 else 160
-
-
-def record_images(rec: Record) -> list[CellImage]:
-    """A recorded cell's images: its local copies' thumbnails, else the stored ones."""
-    side = _thumb_side(len(rec.results))
-    out: list[CellImage] = []
-    for r in rec.results:
-        link = safe_link(r.url)
-        try:
-            if r.local and r.path is not None:
-                out.append((data_uri(thumbnail(r.path, max_side=side)), link, None))
-                continue
-        except Exception as exc:
-            out.append((None, link, f"Local copy unreadable: {describe_error(exc)}"))
-            continue
-        if r.thumbnail:
-            out.append((data_uri(r.thumbnail), link, None))
-        else:
-            out.append((None, link, "Image not kept locally" + (
-                f" ({r.download_error})" if r.download_error else "")))
-    return out
+def _failed(outcome: Outcome) -> bool:
+    """Whether a finished cell has no image to show."""
+    return not (isinstance(outcome, Result) and outcome.images)
 
 
 class _ClassOrWidgetOpen:
@@ -132,6 +125,8 @@ class Grid(w.VBox):  # type: ignore[misc]
         self._finished = threading.Event()
         self._started_at: float | None = None
         self._thumbs: concurrent.futures.ThreadPoolExecutor | None = None
+        self._thumbs_closed = False
+        self._note = ""
         self._reopened = records is not None
         self.state = "reopened" if self._reopened else "ready"
 
@@ -155,12 +150,19 @@ class Grid(w.VBox):  # type: ignore[misc]
         self.status_row = w.HBox([self.status_line, self.cancel_button],
                                  layout=w.Layout(width="100%", align_items="center"))
         self._cell_widgets: dict[Cell, w.HTML] = {}
+        self._waiting_since: dict[Cell, float] = {}
+        self._clock = Ticker(self._tick, interval=1.0, name=f"nbw-grid-{self.id}-clock")
         self.matrix = self._build_matrix()
+        self._slots_ui = CellSlots(self.matrix, self._cell_widgets, self._report)
         super().__init__(
             [w.HTML(grid_styles(), layout=w.Layout(display="none")), ViewSync(self),
              self.title, self.plan_line, self.budget_row, self.status_row, self.matrix],
             layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-matrix")
+        self.static = StaticRendition(self, self.static_html)
+        if history is not None:  # what the history could not do is said here too
+            history.on_problem(weak_callback(self._on_history_problem))
+        """The copy of the grid a saved notebook shows (:meth:`static_html`)."""
 
         if records is not None:
             self._fill_from_records(records)
@@ -194,7 +196,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         for row, prompt in enumerate(p.prompts):
             children.append(w.HTML(row_head_html(prompt, row), layout=w.Layout(min_width="0")))
             for slot in self._slots[row * n:(row + 1) * n]:
-                cell_widget = w.HTML(cell_waiting_html("not started", spin=False),
+                cell_widget = w.HTML(self._waiting_html(slot, "not started", spin=False),
                                      layout=w.Layout(min_width="0", padding="4px"))
                 cell_widget.add_class("nbw-matrix-cell")
                 self._cell_widgets[slot.cell] = cell_widget
@@ -242,6 +244,45 @@ class Grid(w.VBox):  # type: ignore[misc]
             text += f", {replayed} replayed from the history"
         return text
 
+    def retry_button(self, cell: Cell) -> w.Button | None:
+        """The "Retry" button under a failed ``cell`` (``None`` when it has none)."""
+        return self._slots_ui.retry_button(cell)
+
+    def retry(self, cells: list[Cell] | None = None) -> list[Cell]:
+        """Send failed cells again (all of them by default), each as a new attempt tagged
+        with the same cell in the history; returns the cells sent again.
+
+        A cell whose task was sent and may still finish (and be billed) is not sent again;
+        the status line says so (``grid.history.resume()`` looks those up)."""
+        if self.state == "awaiting confirmation":
+            raise NanoBananaError("This grid has not started: confirm it first "
+                                  "(grid.confirm()).", code="not_confirmed")
+        outcomes = self.runner.outcomes
+        wanted = set(cells) if cells is not None else None
+        failed = [s for s in self._slots if s.cell in outcomes
+                  and _failed(outcomes[s.cell]) and (wanted is None or s.cell in wanted)]
+        chosen = [s for s in failed if resendable(outcomes[s.cell])]
+        kept = len(failed) - len(chosen)
+        if chosen:
+            now = time.monotonic()
+            with self._lock:
+                self.state = "running"
+                self._finished.clear()
+                self._started_at = self._started_at or now
+            for slot in chosen:
+                self._painter.forget(("cell", slot.tag))
+                self._waiting_since[slot.cell] = now
+                self._paint_cell(slot, (_QUEUED,), self._waiting_html(slot, "queued again",
+                                                                      spin=False))
+            self._ensure_thumbs()
+            self._paint_buttons(budget=False, cancel=True)
+            self.runner.retry(chosen)
+            self._clock.start()
+        with self._lock:
+            self._note = not_resent_note(kept)
+        self._paint_status()
+        return [s.cell for s in chosen]
+
     def confirm(self) -> Grid:
         """Start a grid that waits for confirmation (no effect once started)."""
         if self.state == "awaiting confirmation":
@@ -255,7 +296,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         with self._lock:
             if self.state == "awaiting confirmation":
                 self.state = "cancelled"
-                self._paint_buttons(2, budget=False, cancel=False)
+                self._paint_buttons(budget=False, cancel=False)
                 self._finished.set()
         self._paint_status()
 
@@ -299,6 +340,11 @@ class Grid(w.VBox):  # type: ignore[misc]
     ``_from_history``); on an instance, ``open()`` stays the ipywidgets method that opens
     the widget's comm."""
 
+    def _on_history_problem(self, problem: HistoryProblem) -> None:
+        """The history could not do something (a cell's record not saved yet, an image not
+        kept): the status line says so, not only the log."""
+        self._paint_status(note=f"History: {problem.message}")
+
     def __repr__(self) -> str:
         return (f"<Grid {self.id}: {self.plan.calls} cells, {self.plan.paid} paid generations, "
                 f"{self.state}; {self.summary}>")
@@ -313,11 +359,35 @@ class Grid(w.VBox):  # type: ignore[misc]
             self._started_at = time.monotonic()
         self._paint_buttons(1, budget=False, cancel=True)
         for slot in self._slots:
-            self._paint_cell(slot, (_QUEUED,), cell_waiting_html("queued", spin=False))
+            self._waiting_since[slot.cell] = self._started_at
+            self._paint_cell(slot, (_QUEUED,), self._waiting_html(slot, "queued", spin=False))
         self._paint_status()
-        self._thumbs = concurrent.futures.ThreadPoolExecutor(
-            max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs")
+        self._ensure_thumbs()
         self.runner.start()
+        self._clock.start()
+
+    def _ensure_thumbs(self) -> None:
+        with self._lock:
+            if self._thumbs is None or self._thumbs_closed:
+                self._thumbs, self._thumbs_closed = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=4, thread_name_prefix=f"nbw-grid-{self.id}-thumbs"), False
+
+    def _waiting_html(self, slot: Slot, text: str, *, spin: bool = True) -> str:
+        return waiting_html(slot.cell, self.plan.count, text, spin=spin)
+
+    def _tick(self) -> bool:
+        """The grid's clock: the status line and the waiting cells, from one reading."""
+        now = time.monotonic()
+        outcomes = self.runner.outcomes
+        for slot in self._slots:
+            since = self._waiting_since.get(slot.cell)
+            if since is None or slot.cell in outcomes:
+                continue
+            version = self._painter.version(("cell", slot.tag))
+            if version is not None and version[0] >= _WAITING:
+                self._paint_waiting(slot, now - since)
+        self._paint_status(now=now)
+        return self.runner.running
 
     def _client_now(self) -> Client:
         if self._client is None:
@@ -328,9 +398,19 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     def _on_progress(self, slot: Slot, stage: str, secs: int) -> None:
         if stage == "sending":
-            self._paint_cell(slot, (_SENDING,), cell_waiting_html("sending…"))
-        else:
-            self._paint_cell(slot, (_WAITING, secs), cell_waiting_html(f"waiting {secs} s"))
+            self._paint_cell(slot, (_SENDING,), self._waiting_html(slot, "sending…"))
+            return
+        version = self._painter.version(("cell", slot.tag))
+        if version is not None and version[0] >= _WAITING:
+            return  # waiting already: the grid's clock moves it on, with the status line
+        since = self._waiting_since.get(slot.cell)
+        self._paint_waiting(slot, time.monotonic() - since if since is not None else secs)
+
+    def _paint_waiting(self, slot: Slot, elapsed: float) -> None:
+        """A waiting cell with the grid's clock (the status line shows the same time)."""
+        tenths = int(elapsed * 10)
+        self._paint_cell(slot, (_WAITING, tenths),
+                         self._waiting_html(slot, f"waiting {seconds(tenths / 10)}"))
 
     def _on_outcome(self, slot: Slot, outcome: Outcome) -> None:
         if isinstance(outcome, Result) and outcome.images:
@@ -344,27 +424,30 @@ class Grid(w.VBox):  # type: ignore[misc]
         else:
             reason = outcome if not isinstance(outcome, Result) else (
                 outcome.error or NanoBananaError(f"No image (status {outcome.status})."))
-            self._paint_cell(slot, (_FINISHED,), cell_error_html(reason, self._title(slot)))
+            self._paint_cell(slot, (_FINISHED,), cell_error_html(reason, self._title(slot)),
+                             retry=resendable(outcome))
         self._paint_status()
 
     def _on_end(self) -> None:
-        if self._thumbs is not None:
-            self._thumbs.shutdown(wait=True)  # every thumbnail is painted before wait() returns
+        with self._lock:
+            pool, self._thumbs_closed = self._thumbs, True
+        if pool is not None:
+            pool.shutdown(wait=True)  # every thumbnail is painted before wait() returns
         with self._lock:
             self.state = "cancelled" if self.runner.cancelled else "done"
-        self._paint_buttons(2, budget=False, cancel=False)
+        self._paint_buttons(budget=False, cancel=False)
         self._paint_status()
         self._finished.set()
 
     def _paint_result(self, slot: Slot, result: Result) -> None:
-        side = _thumb_side(len(result.images))
+        side = thumb_side(len(result.images))
         images: list[CellImage] = []
         for image in result.images:
             try:
-                images.append((thumbnail_data_uri(image, max_side=side), safe_link(image.url),
+                images.append((thumbnail_data_uri(image, max_side=side), image_link(image),
                                None))
             except Exception as exc:
-                images.append((None, safe_link(image.url),
+                images.append((None, image_link(image),
                                f"Image not shown: {describe_error(exc)}"))
         bits = []
         elapsed = result.timings.elapsed
@@ -394,50 +477,67 @@ class Grid(w.VBox):  # type: ignore[misc]
 
     # --- painting ----------------------------------------------------------------------
 
-    def _paint_cell(self, slot: Slot, version: tuple[int, ...], markup: str) -> None:
+    def _paint_cell(self, slot: Slot, version: tuple[int, ...], markup: str, *,
+                    retry: bool = False) -> None:
+        """Paint a cell (with a "Retry" button under it when ``retry``)."""
         widget = self._cell_widgets[slot.cell]
-        self._painter.paint(("cell", slot.tag), version,
-                            lambda: setattr(widget, "value", markup))
+        cell = slot.cell
 
-    def _paint_buttons(self, phase: int, *, budget: bool, cancel: bool) -> None:
-        """Show the budget row and the Cancel button as ``phase`` (0 waiting for a
-        confirmation, 1 running, 2 ended) has them."""
+        def apply() -> None:
+            widget.value = markup
+            if retry:
+                self._slots_ui.show_retry(cell, lambda: self.retry([cell]))
+            else:
+                self._slots_ui.hide_retry(cell)
+
+        self._painter.paint(("cell", slot.tag), version, apply)
+
+    def _paint_buttons(self, _phase: int = 0, *, budget: bool, cancel: bool) -> None:
+        """Show the budget row and the Cancel button (each call a newer state)."""
         def apply() -> None:
             self.budget_row.layout.display = "flex" if budget else "none"
             self.cancel_button.layout.display = "flex" if cancel else "none"
 
-        self._painter.paint(("buttons",), (phase,), apply)
-
-    def _paint_status(self, problem: str | None = None) -> None:
-        """Paint the status line as the grid is now (or ``problem``), at a new revision."""
         with self._lock:
             self._revision += 1
             revision = self._revision
-            text = problem if problem is not None else self._status_text()
+        self._painter.paint(("buttons",), (revision,), apply)
+
+    def _paint_status(self, problem: str | None = None, *, note: str | None = None,
+                      now: float | None = None) -> None:
+        """Paint the status line as the grid is now (or ``problem``), at a new revision;
+        ``note`` is said after it until the next change of state."""
+        with self._lock:
+            self._revision += 1
+            revision = self._revision
+            if note is not None:
+                self._note = note
+            text = problem if problem is not None else self._status_text(now)
+            if problem is None and self._note:
+                text += " " + self._note
         markup = status_line_html(text, error=problem is not None)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status_line, "value", markup))
+        if now is None:  # a change of state, not the clock: the saved copy follows it
+            self.static.update()
 
-    def _status_text(self) -> str:
-        state = self.state
-        if state == "awaiting confirmation":
-            text = "Waiting for confirmation; nothing has been sent."
-        elif state == "ready":
-            text = "Not started."
-        elif state == "reopened":
-            text = f"From the history: {self.summary}."
-        else:
-            text = self.summary
-            if self._started_at is not None:
-                text += f" · {seconds(time.monotonic() - self._started_at)}"
-            if state == "running":
-                text = "Running: " + text
-            elif state == "cancelled":
-                text = ("Cancelled: " + text + ". Submitted tasks may still run and be billed; "
-                        "history.resume() looks them up.")
-            else:
-                text = "Done: " + text
-        return text + ("" if text.endswith(".") else ".")
+    def static_html(self) -> str:
+        """The grid as a saved notebook shows it: title, plan, status and the matrix with
+        every cell as painted (thumbnails linked to full-size copies, errors, waiting)."""
+        return static_frame(self.static.view_id, "matrix", grid_static_body(self),
+                            styles=static_styles("frame", "grid"))
+
+    def to_html(self, path: str | os.PathLike[str], *, embed: bool = False) -> Path:
+        """Write the grid as one HTML page readable offline (see
+        :func:`~nanobanana_widgets.widgets.grid.report.write_grid_report`); returns its path."""
+        return write_grid_report(self, path, embed=embed)
+
+    def _status_text(self, now: float | None = None) -> str:
+        elapsed = None
+        if self._started_at is not None:
+            elapsed = (time.monotonic() if now is None else now) - self._started_at
+        return grid_status_text(self.state, self.summary, elapsed=elapsed,
+                                sent=self.runner.sent)
 
     def _report_start(self, exc: BaseException) -> None:
         self._paint_status(f"Could not start: {describe_error(exc)}")
@@ -450,21 +550,8 @@ class Grid(w.VBox):  # type: ignore[misc]
     def _fill_from_records(self, records: Mapping[str, Record]) -> None:
         outcomes: dict[Cell, Outcome] = {}
         for slot in self._slots:
-            rec = records.get(slot.tag)
-            if rec is None:
-                markup = cell_waiting_html("not recorded", spin=False)
-            elif rec.status == "succeeded":
-                outcomes[slot.cell] = rec.result()
-                markup = cell_images_html(record_images(rec), record_caption(rec),
-                                          record_cell_title(rec, slot.tag))
-            elif rec.status in ("failed", "cancelled"):
-                error = (rec.error.to_exception(rec.task_id) if rec.error is not None else
-                         NanoBananaError(f"The request {rec.status}.", task_id=rec.task_id))
-                outcomes[slot.cell] = error
-                markup = cell_error_html(error, record_cell_title(rec, slot.tag))
-            else:
-                markup = cell_waiting_html(
-                    "still running when last recorded; history.resume() looks it up",
-                    spin=False)
-            self._paint_cell(slot, (_FINISHED,), markup)
+            outcome, markup, retry = recorded_cell(records.get(slot.tag), slot.tag)
+            if outcome is not None:
+                outcomes[slot.cell] = outcome
+            self._paint_cell(slot, (_FINISHED,), markup, retry=retry)
         self.runner.restore(outcomes)

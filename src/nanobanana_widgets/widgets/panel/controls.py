@@ -33,7 +33,10 @@ from nanobanana_widgets.service.models import (
 )
 from nanobanana_widgets.widgets.panel.runs import Level
 
-__all__ = ["CONTROL_NAMES", "ControlState", "Controls"]
+__all__ = ["CONTROL_NAMES", "MODE_WORDS", "ControlState", "Controls"]
+
+MODE_WORDS = {"generate": "Text to image", "edit": "Edit images"}
+"""The mode toggle's words (the action button says "Generate" or "Apply edit")."""
 
 CONTROL_NAMES = ("action", "model", "resolution", "count", "aspect_ratio", "prompt")
 """The parameters, in an order where setting each one is valid (model before resolution)."""
@@ -131,12 +134,13 @@ class Controls:
         )
         self.prompt_box.add_class("nbw-prompt")
         self.action_toggle = w.ToggleButtons(
-            options=[("Generate", "generate"), ("Edit", "edit")], value=state.action,
-            style={"button_width": "auto"},
-            tooltips=["Make new images from the prompt",
-                      "Change the input images following the prompt"],
+            options=[(MODE_WORDS["generate"], "generate"), (MODE_WORDS["edit"], "edit")],
+            value=state.action, style={"button_width": "auto"},
+            tooltips=["Mode: make new images from the prompt",
+                      "Mode: change the input images following the prompt"],
             layout=w.Layout(width="auto"),
         )
+        self.action_toggle.add_class("nbw-mode")
         self.model_dropdown = w.Dropdown(
             options=list(MODELS), value=state.model, description="Model",
             style=initial, layout=w.Layout(width="auto", min_width="230px"),

@@ -1,10 +1,14 @@
-"""The one front-end piece ipywidgets lacks: Ctrl/Cmd+Enter in the prompt box.
+"""The front-end pieces ipywidgets lacks: Ctrl/Cmd+Enter, dropped and pasted images, and
+copying an id.
 
 A tiny ``anywidget`` (a plain ES module in ``static/``, no build step) placed inside a
 :class:`~nanobanana_widgets.panel.PromptPanel`. It sends ``{"event": "submit"}`` when the
 shortcut is pressed in that panel's prompt textarea; Python handles it like a click. Just
-before a click on Generate it sends ``{"event": "prompt"}`` with the text in the box. It
-also ships the panel's stylesheet (``static/panel.css``).
+before a click on Generate it sends ``{"event": "prompt"}`` with the text in the box. An
+image file dropped on the panel, or pasted into the prompt box or onto the inputs area,
+arrives as ``{"event": "file", "name": ...}`` with its bytes as the message's buffer (one
+message per file; a file over 40 MB as ``{"event": "file-refused"}``). Copying an id
+happens in the page alone. It also ships the panel's stylesheet (``static/panel.css``).
 """
 
 from __future__ import annotations
@@ -43,23 +47,35 @@ class SubmitKeys(anywidget.AnyWidget):
         self,
         on_submit: Callable[[str | None], None],
         on_prompt: Callable[[str], None] | None = None,
+        on_file: Callable[[str, bytes, str], None] | None = None,
+        on_refused: Callable[[str, int, str], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.layout.display = "none"  # invisible; where its module cannot load, so is the error
         self._on_submit = on_submit
         self._on_prompt = on_prompt
+        self._on_file = on_file
+        self._on_refused = on_refused
         self.on_msg(self._handle_message)
 
-    def _handle_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+    def _handle_message(self, _widget: Any, content: Any, buffers: Any) -> None:
         if not isinstance(content, dict):
             return
         event = content.get("event")
         value = content.get("value")
+        how = str(content.get("how") or "dropped")
+        name = str(content.get("name") or "")
         try:
             if event == "submit":
                 self._on_submit(value if isinstance(value, str) else None)
             elif event == "prompt" and isinstance(value, str) and self._on_prompt is not None:
                 self._on_prompt(value)
+            elif event == "file" and buffers and self._on_file is not None:
+                self._on_file(name or f"{how} image", bytes(buffers[0]), how)
+            elif event == "file-refused" and self._on_refused is not None:
+                size = content.get("size")
+                self._on_refused(name, size if isinstance(size, int) else 0, how)
         except Exception:  # the callbacks report their own errors; never lose one here
             _log.exception("%s handler failed", event)
 

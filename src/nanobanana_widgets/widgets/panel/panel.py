@@ -31,38 +31,55 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from nanobanana_widgets.images import thumbnail
 from nanobanana_widgets.render.panel import SHORTCUT_HINT_HTML, TITLE_HTML
-from nanobanana_widgets.service.errors import ImageInputError, describe_error
+from nanobanana_widgets.render.static import static_frame, static_styles
+from nanobanana_widgets.service.errors import describe_error
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
-from nanobanana_widgets.store import History, Record
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_tree, guarded
+from nanobanana_widgets.store import History, HistoryProblem, Record
+from nanobanana_widgets.widgets._static import StaticRendition
+from nanobanana_widgets.widgets._ui import (
+    Painter,
+    Ticker,
+    ViewSync,
+    close_deep,
+    guarded,
+    weak_callback,
+)
 from nanobanana_widgets.widgets.panel.controls import CONTROL_NAMES, Controls, ControlState
 from nanobanana_widgets.widgets.panel.gallery import Gallery
-from nanobanana_widgets.widgets.panel.inputs import INPUT_THUMB_SIDE, EditInput, Inputs, label_for
+from nanobanana_widgets.widgets.panel.inputs import (
+    InputMethods,
+    Inputs,
+)
 from nanobanana_widgets.widgets.panel.keys import SubmitKeys
 from nanobanana_widgets.widgets.panel.records import RecordLoader
-from nanobanana_widgets.widgets.panel.run import PanelRun, RunRows
+from nanobanana_widgets.widgets.panel.run import PanelRun, RowModels, RunRows
 from nanobanana_widgets.widgets.panel.runs import (
     PanelMistake,
     RunController,
     RunSpec,
-    Thumb,
     outcome_messages,
+    still_wrong,
 )
+from nanobanana_widgets.widgets.panel.static import panel_static_body
 from nanobanana_widgets.widgets.panel.status import Level, StatusArea
 from nanobanana_widgets.widgets.panel.strip import HistoryStrip, RecentThumbs
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client
 
-__all__ = ["PromptPanel"]
+__all__ = ["ACTION_WORDS", "PromptPanel"]
+
+ACTION_WORDS = {"generate": "Generate", "edit": "Apply edit"}
+"""The action button's words in each mode (the mode toggle says "Text to image" and
+"Edit images", so no two buttons share a name)."""
 
 _DEFAULT_KEYS = frozenset({*CONTROL_NAMES, "inputs"})
 
 
-class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
+
+class PromptPanel(w.VBox, ControlState, InputMethods):  # type: ignore[misc]
     """An image studio in one cell: type a prompt, click Generate, edit, iterate.
 
     ``PromptPanel(client=None, history=None, *, save_dir="nanobanana-images", **defaults)``;
@@ -75,8 +92,14 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
     (``.nanobanana/`` under the working directory); ``history=False`` (or the environment
     variable ``NANOBANANA_HISTORY=0`` with ``history=None``) records nothing. The panel
     shows the newest records in a strip (``panel.history_strip``) whose "Load" puts a
-    record back into the controls (:meth:`load_record`) and whose "Use as input" adds its
-    image to the edit inputs (:meth:`use_record_as_input`).
+    record back into the controls (:meth:`load_record`) and whose "Use as input" continues
+    from its image (:meth:`use_record_as_input`; the "+" beside it adds instead).
+
+    The status area shows the current state: a message about a mistake folds away once it
+    is fixed, every message folds away when the next run starts, and each can be
+    dismissed (``panel.messages`` keeps them all, ``panel.shown_messages`` the ones shown).
+    Only the newest dozen result cards stay live; older results stay in ``panel.results``
+    and in the history strip.
 
     Everything visible is reachable from Python: ``panel.prompt``, ``panel.action``,
     ``panel.model``, ``panel.count``, ``panel.aspect_ratio``, ``panel.resolution``,
@@ -119,6 +142,8 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.add_class(self.css_class)
         self.generate_button.on_click(self._guard(lambda _b: self.run()))
         self.observe(self._guard(self._on_action_change), names="action")
+        self.observe(self._guard(lambda _c: self._recheck()),
+                     names=["prompt", "action", "model", "resolution"])
         self._on_action_change(None)
         for key in CONTROL_NAMES:  # in an order where each is valid (model before resolution)
             if key in defaults:
@@ -126,23 +151,32 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         if "inputs" in defaults:
             self.inputs = defaults["inputs"]
         self._build_history_strip()
+        self._problem_callback = weak_callback(self._on_history_problem)
+        if self._history is not None:  # what the history could not do is said here too
+            self._history.on_problem(self._problem_callback)
+        self.static = StaticRendition(self, self.static_html)
+        """The copy of the panel a saved notebook shows (:meth:`static_html`)."""
 
     # --- building ----------------------------------------------------------------------
 
     def _build_parts(self, save_dir: Path, max_workers: int) -> None:
         painter = self._painter = Painter()
+        row_models = RowModels()
         self._status = StatusArea(painter)
         self._controls = Controls(self, notify=self.notify)
         self._runner = RunController(
             lambda number, spec, on_finish: PanelRun(number, spec, on_finish=on_finish,
-                                                     painter=painter),
-            client=lambda: self.client, on_started=lambda _run: self._rows.show(),
+                                                     painter=painter, shared=row_models),
+            client=lambda: self.client, on_started=self._run_started,
             on_finished=self._run_finished, report=self._report, max_workers=max_workers)
         self._inputs = Inputs(painter, notify=self.notify, run_job=self._runner.submit,
-                              editing=lambda: self.action == "edit")
-        self._gallery = Gallery(painter, save_dir=save_dir, on_use=self._use_as_input,
+                              editing=lambda: self.action == "edit",
+                              on_change=self._recheck)
+        self._gallery = Gallery(painter, save_dir=save_dir, on_use=self._use_thumb,
                                 on_again=self._run_again_image, run_job=self._runner.submit,
                                 notify=self.notify)
+        self._clock = Ticker(lambda: self._tick() and not self._closed, interval=1.0,
+                             name="nbw-panel-clock")
         self._rows = RunRows(painter, lambda: self._runner.runs)
         self._strip_thumbs = RecentThumbs()
         self._loader = RecordLoader(self, self._controls, self._inputs, self._history,
@@ -166,11 +200,14 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.viewer = self._gallery.viewer
         self.results_box = self._gallery.box
         self.title = w.HTML(TITLE_HTML)
+        self.activity = self._rows.activity
+        """The header's summary of the runs in flight (``2 running · 12 s``)."""
         self.shortcut = SubmitKeys(self._on_keys_submit, self._on_keys_prompt,
+                                   on_file=self._on_file, on_refused=self._inputs.refused,
                                    panel_class=self.css_class,
                                    layout=w.Layout(width="0px", height="0px", overflow="hidden"))
         self.generate_button = w.Button(
-            description="Generate", button_style="primary", icon="magic",
+            description=ACTION_WORDS["generate"], button_style="primary", icon="magic",
             tooltip="Run (Ctrl/Cmd+Enter in the prompt box)", layout=w.Layout(width="auto"),
         )
         self.generate_button.add_class("nbw-generate")
@@ -181,8 +218,9 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         self.history_strip: HistoryStrip | None = None
 
     def _layout_children(self) -> list[w.Widget]:
-        header = w.HBox([self.title, self.shortcut, ViewSync(self)],
+        header = w.HBox([self.title, self.activity, self.shortcut, ViewSync(self)],
                         layout=w.Layout(align_items="center", width="100%"))
+        header.add_class("nbw-gap")
         actions = w.HBox([self.generate_button, self.shortcut_hint],
                          layout=w.Layout(align_items="center", width="100%",
                                          flex_flow="row wrap"))
@@ -197,41 +235,14 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
             return
         self.history_strip = HistoryStrip(
             self._history, on_load=self.load_record, on_use=self.use_record_as_input,
+            on_add=lambda record: self.use_record_as_input(record, add=True),
             on_error=lambda text: self.notify(text, "error"),
             extra_thumb=self._strip_thumbs.get, painter=self._painter,
+            resume=self._resume_history, run_job=self._runner.submit,
         )
         self.history_box.children = (self.history_strip,)
 
     # --- inputs --------------------------------------------------------------------------
-
-    @property
-    def inputs(self) -> list[Any]:
-        """The edit inputs, as given (paths, PIL images, results, uploaded files as dicts).
-
-        Setting it replaces them; every item is checked (decoded into a thumbnail) and an
-        unusable one is left out with a message in the status area naming it.
-        """
-        return self._inputs.sources
-
-    @inputs.setter
-    def inputs(self, sources: Any) -> None:
-        if sources is None:
-            sources = []
-        elif not isinstance(sources, (list, tuple)):
-            sources = [sources]
-        self._inputs.replace(list(sources))
-
-    def add_inputs(self, *sources: Any) -> None:
-        """Add input images (as for :attr:`inputs`) after the ones already there."""
-        self._inputs.add(sources)
-
-    def clear_inputs(self) -> None:
-        """Remove every input image."""
-        self._inputs.clear()
-
-    def remove_input(self, index: int) -> None:
-        """Remove the input at ``index``."""
-        self._inputs.remove(index)
 
     # --- what the panel holds ------------------------------------------------------------
 
@@ -257,8 +268,14 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
 
     @property
     def messages(self) -> list[str]:
-        """The status messages shown so far, oldest first, as plain text."""
+        """Every status message so far, oldest first, as plain text (shown or not)."""
         return self._status.messages
+
+    @property
+    def shown_messages(self) -> list[str]:
+        """The status messages shown up front now, newest first (the others are folded
+        under "earlier messages" or were dismissed)."""
+        return self._status.shown
 
     @property
     def save_dir(self) -> Path:
@@ -281,16 +298,24 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
                 self._history_attached = True
             return client
 
-    def notify(self, text: str, level: Level = "info") -> None:
-        """Show a message in the status area (plain text; it is escaped)."""
-        self._status.notify(text, level)
+    def notify(self, text: str, level: Level = "info", cause: str | None = None) -> None:
+        """Show a message in the status area (plain text; it is escaped). ``cause`` names
+        a mistake in the controls (``"prompt"``, ``"inputs"``, ...): the message folds
+        away once it is fixed."""
+        self._status.notify(text, level, cause)
 
     # --- the history ---------------------------------------------------------------------
 
     def refresh_history(self) -> None:
-        """Read the history again into the strip (records of other processes appear)."""
+        """Read the history again into the strip (records of other processes appear).
+        The strip's Refresh button also looks up the records still pending."""
         if self.history_strip is not None:
             self.history_strip.refresh()
+
+    def _resume_history(self) -> None:
+        """Look the history's pending records up (a background job of the strip)."""
+        if self._history is not None:
+            self._history.resume(self.client)
 
     def load_record(self, record: Record | int) -> None:
         """Put a history record's prompt, action, model, count, aspect ratio and resolution
@@ -302,10 +327,11 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         """
         self._loader.load(record)
 
-    def use_record_as_input(self, record: Record | int) -> None:
-        """Add the (first) image of a history record that succeeded to the edit inputs and
-        switch to Edit. The history's local copy is used when it has one, else the URL."""
-        self._loader.use_as_input(record)
+    def use_record_as_input(self, record: Record | int, *, add: bool = False) -> None:
+        """Continue from the (first) image of a history record that succeeded: it replaces
+        the edit inputs (``add=True`` adds it to them instead) and the panel switches to
+        Edit. The history's local copy is used when it has one, else the URL."""
+        self._loader.use_as_input(record, add=add)
 
     # --- running -----------------------------------------------------------------------
 
@@ -315,13 +341,7 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         A mistake found before sending (empty prompt, edit without inputs) gives a failed
         run that was not sent, with the reason in ``run.error`` and in the status area.
         """
-        editing = self.action == "edit"
-        inputs = tuple((item.label, item.source) for item in self._inputs.items)
-        return self._runner.start(RunSpec(
-            prompt=self.prompt, action=self.action, model=self.model, count=self.count,
-            aspect_ratio=self.aspect_ratio, resolution=self.resolution,
-            inputs=inputs if editing else (),
-        ))
+        return self._runner.start(self._spec())
 
     def run_again(self, result: Result) -> PanelRun:
         """Send the request of an earlier result again (a new run, billed again)."""
@@ -333,6 +353,31 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         Raises :class:`WaitTimeoutError` if some are still going at ``timeout``.
         """
         self._runner.wait_idle(timeout)
+
+    def _run_started(self, run: PanelRun) -> None:
+        """A run passed its checks: older messages fold away, its row and the clock show."""
+        self._status.fold_all()
+        self._rows.show()
+        self._clock.start()
+        self._tick()
+
+    def _tick(self, now: float | None = None) -> bool:
+        """The panel's clock (see :meth:`RunRows.tick`); whether a run is in flight."""
+        return self._rows.tick(now)
+
+    def _recheck(self) -> None:
+        """Fold the messages about mistakes that the controls no longer have."""
+        spec = self._spec()
+        self._status.resolve(lambda cause: still_wrong(cause, spec))
+
+    def _spec(self) -> RunSpec:
+        editing = self.action == "edit"
+        inputs = tuple((item.label, item.source) for item in self._inputs.items)
+        return RunSpec(
+            prompt=self.prompt, action=self.action, model=self.model, count=self.count,
+            aspect_ratio=self.aspect_ratio, resolution=self.resolution,
+            inputs=inputs if editing else (),
+        )
 
     def _run_finished(self, run: PanelRun) -> None:
         """Called in the worker thread when a run ends: show its outcome."""
@@ -348,11 +393,26 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         try:
             if run.status == "done" and run.result is not None:
                 self._gallery.add(run.thumbs)
+            cause = run.error.cause if isinstance(run.error, PanelMistake) else None
             for level, text in outcome_messages(run):
-                self.notify(text, level)
+                self.notify(text, level, cause or None)
+            self._tick()
         finally:
             if not isinstance(run.error, PanelMistake):
                 self._refresh_strip_after(run)
+            self.static.update()
+
+    def static_html(self) -> str:
+        """The panel as a saved notebook shows it: the status messages, the newest results
+        (thumbnails with prompt and parameters, linked to full-size copies beside the
+        notebook) and the history strip."""
+        thumbs = [t for run in reversed(self._runner.runs) for t in run.thumbs]
+        return static_frame(self.static.view_id, "panel",
+                            panel_static_body(thumbs, self._status.static_html(),
+                                              self.history_strip),
+                            styles=static_styles("panel"))
+
+    # --- handlers -----------------------------------------------------------------------
 
     def _refresh_strip_after(self, run: PanelRun) -> None:
         """Show the finished run in the history strip (its record is written by now)."""
@@ -388,21 +448,17 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         """The prompt box's text, sent by the front end just before a Generate click."""
         self.prompt = value
 
+    def _on_file(self, name: str, data: bytes, how: str) -> None:
+        """An image dropped on the panel or pasted into it: checked and added in the pool;
+        the panel switches to Edit images (what a dropped image is for)."""
+        self.action = "edit"
+        self._runner.submit(self._inputs.ingest, [(name, data)])
+
     def _on_action_change(self, _change: Any) -> None:
         editing = self.action == "edit"
-        self.generate_button.description = "Edit" if editing else "Generate"
+        self.generate_button.description = ACTION_WORDS[self.action]
         self.generate_button.icon = "pencil" if editing else "magic"
         self._inputs.dim(not editing)
-
-    def _use_as_input(self, thumb: Thumb) -> None:
-        image = thumb.image
-        label = label_for(image, 0)
-        if thumb.jpeg is None:
-            raise ImageInputError(label, "it could not be downloaded")
-        small = thumbnail(thumb.jpeg, max_side=INPUT_THUMB_SIDE)
-        self._inputs.extend([EditInput(label=label, source=image, jpeg=small)])
-        self.action = "edit"
-        self.notify(f"Added {label} as an input; switched to Edit.", "info")
 
     def _run_again_image(self, image: GeneratedImage) -> None:
         result = self._runner.result_of(image)
@@ -420,11 +476,20 @@ class PromptPanel(w.VBox, ControlState):  # type: ignore[misc]
         if "_runner" not in self.__dict__:  # __init__ refused its arguments
             super().close()
             return
+        self._clock.stop()
         self._runner.close()
+        if self._history is not None:
+            self._history.remove_problem_callback(self._problem_callback)
         children = list(self.children)
         super().close()
         for child in children:
-            close_tree(child)
+            close_deep(child)
+
+    def _on_history_problem(self, problem: HistoryProblem) -> None:
+        """The history could not do something (a record not saved yet, an image not kept):
+        the status area says so, not only the log."""
+        level: Level = "success" if problem.kind == "saved" else "warning"
+        self.notify(f"History: {problem.message}", level)
 
     def __repr__(self) -> str:
         return (

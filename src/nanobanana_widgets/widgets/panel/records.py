@@ -140,8 +140,9 @@ class RecordLoader:
                 items.append(item)
         self._inputs.finish_load(generation, items)
 
-    def use_as_input(self, record: Record | int) -> None:
-        """Add the (first) image of a record that succeeded to the inputs; switch to Edit."""
+    def use_as_input(self, record: Record | int, *, add: bool = False) -> None:
+        """Continue from the (first) image of a record that succeeded: it replaces the
+        inputs (``add``: it goes after them); switch to Edit."""
         rec = self.record(record)
         if rec.status != "succeeded" or not rec.results:
             raise ValueError(f"id {rec.id} has no image to use as an input (it is {rec.status})")
@@ -150,8 +151,14 @@ class RecordLoader:
         label = f"id {rec.id} result"
         jpeg = image.thumbnail or self._extra_thumb(rec)
         if jpeg is not None:
-            self._inputs.extend([EditInput(label=label, source=source, jpeg=jpeg)])
+            self._notify(self._inputs.take(EditInput(label=label, source=source, jpeg=jpeg),
+                                           add=add), "info")
         else:
-            self._run_job(self._inputs.make_labelled, [(label, source)])
+            self._run_job(self._take_later, label, source, add)
         self._state.action = "edit"
-        self._notify(f"Added the image of id {rec.id} as an input; switched to Edit.", "info")
+
+    def _take_later(self, label: str, source: Any, add: bool) -> None:
+        """Check a stored image without a thumbnail (a URL), then take it (a background job)."""
+        item = self._inputs.make(label, source)
+        if item is not None:
+            self._notify(self._inputs.take(item, add=add), "info")

@@ -21,9 +21,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import ipywidgets as w
+from ipywidgets.widgets.widget_string import HTMLStyle
 
 from nanobanana_widgets.images import thumbnail, to_image_url
-from nanobanana_widgets.render.panel import run_row_html
+from nanobanana_widgets.render.panel import activity_html, run_row_html
 from nanobanana_widgets.service.errors import (
     CancelledError,
     TaskFailedError,
@@ -31,20 +32,21 @@ from nanobanana_widgets.service.errors import (
     describe_error,
 )
 from nanobanana_widgets.service.types import GeneratedImage, Result
-from nanobanana_widgets.widgets._ui import Painter, guarded
+from nanobanana_widgets.widgets._ui import Painter, close_deep, guarded
 from nanobanana_widgets.widgets.panel.runs import (
     FINISHED_STAGES,
     STAGE_RANK,
     RunSpec,
     RunStage,
     Thumb,
+    cancelled_after_sending,
 )
 
 if TYPE_CHECKING:
     from nanobanana_widgets.client import Client, Progress, Task
 
-__all__ = ["RESULT_THUMB_SIDE", "PanelRun", "RunRows", "RunSpec", "RunStage", "Thumb",
-           "describe_error"]
+__all__ = ["RESULT_THUMB_SIDE", "PanelRun", "RowModels", "RunRows", "RunSpec", "RunStage",
+           "Thumb", "describe_error"]
 
 _log = logging.getLogger(__name__)
 
@@ -53,6 +55,22 @@ RESULT_THUMB_SIDE = 256
 
 MAX_FINISHED_ROWS = 3
 """Finished runs whose progress rows stay visible (runs in flight always are)."""
+
+
+class RowModels:
+    """The layout and style models every run row shares (a row's own widgets are few)."""
+
+    def __init__(self) -> None:
+        self.label_layout = w.Layout(flex="1 1 auto", min_width="0")
+        self.html_style = HTMLStyle()
+        self.button_style = w.ButtonStyle()
+        self.row_layout = w.Layout(width="100%", align_items="center", padding="2px 0")
+        self.models = (self.label_layout, self.html_style, self.button_style, self.row_layout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the models were closed (with their panel)."""
+        return any(model.comm is None for model in self.models)
 
 
 class PanelRun:
@@ -73,6 +91,7 @@ class PanelRun:
         on_finish: Callable[[PanelRun], None] | None = None,
         thumb_side: int = RESULT_THUMB_SIDE,
         painter: Painter | None = None,
+        shared: RowModels | None = None,
     ) -> None:
         self.number = number
         self.spec = spec
@@ -91,19 +110,22 @@ class PanelRun:
         self._thumb_side = thumb_side
         self._painter = painter if painter is not None else Painter()
         self._revision = 0
+        self._fraction: float | None = None
+        self._closed = False
 
-        self.label = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        if shared is None or shared.closed:  # alone, or its panel was closed
+            shared = RowModels()
+        self._shared = shared
+        self.label = w.HTML(layout=self._shared.label_layout, style=self._shared.html_style)
         self.cancel_button = w.Button(
             description="Cancel",
             icon="times",
             tooltip="Stop waiting for this run (the service may still finish and bill it)",
-            layout=w.Layout(width="auto", flex="0 0 auto"),
+            layout=w.Layout(width="auto", flex="0 0 auto"),  # its own: hidden when done
+            style=self._shared.button_style,
         )
         self.cancel_button.on_click(guarded(lambda _b: self.cancel(), self._log_error))
-        self.row = w.HBox(
-            [self.label, self.cancel_button],
-            layout=w.Layout(width="100%", align_items="center", padding="2px 0"),
-        )
+        self.row = w.HBox([self.label, self.cancel_button], layout=self._shared.row_layout)
         self.row.add_class("nbw-run")
         self._render()
 
@@ -123,8 +145,18 @@ class PanelRun:
     @property
     def elapsed(self) -> float:
         """Seconds since the click (frozen once the run has finished)."""
-        end = self._t_end if self._t_end is not None else time.monotonic()
+        return self.elapsed_at(time.monotonic())
+
+    def elapsed_at(self, now: float) -> float:
+        """Seconds from the click to ``now`` (a ``time.monotonic()`` reading), or to the
+        end once the run has finished."""
+        end = self._t_end if self._t_end is not None else now
         return max(0.0, end - self._t0)
+
+    @property
+    def progress(self) -> float | None:
+        """The service's progress figure (0–1) from its last report, when it gives one."""
+        return self._fraction
 
     def done(self) -> bool:
         """Whether the run has finished (done, failed or cancelled)."""
@@ -213,18 +245,27 @@ class PanelRun:
         self._finish("done", None)
 
     def _thumb(self, image: GeneratedImage) -> Thumb:
+        trace_id = self.result.trace_id if self.result is not None else None
         try:
             jpeg = thumbnail(image.bytes(), max_side=self._thumb_side, format="JPEG", quality=80)
         except Exception as exc:
             return Thumb(image=image, jpeg=None, error=describe_error(exc),
-                         run_number=self.number)
-        return Thumb(image=image, jpeg=jpeg, run_number=self.number)
+                         run_number=self.number, trace_id=trace_id)
+        return Thumb(image=image, jpeg=jpeg, run_number=self.number, trace_id=trace_id)
 
     def _on_progress(self, progress: Progress) -> None:
         """The client's poller reports (never blocks it, never raises into it)."""
         try:
-            if progress.stage in ("submitted", "waiting"):
-                self._advance("waiting")
+            figure = getattr(progress, "progress", None)
+            changed = False
+            if (isinstance(figure, (int, float)) and not isinstance(figure, bool)
+                    and 0.0 <= figure <= 1.0):
+                with self._lock:
+                    changed = self._fraction != float(figure)
+                    self._fraction = float(figure)
+            if (progress.stage in ("submitted", "waiting") and not self._advance("waiting")
+                    and changed):
+                self._render()  # the same stage with a new figure (the clock does the rest)
         except Exception:
             _log.debug("progress update failed", exc_info=True)
 
@@ -232,13 +273,14 @@ class PanelRun:
         with self._lock:
             return self._cancel_requested
 
-    def _advance(self, stage: RunStage) -> None:
-        """Move to ``stage`` unless the run is there or further already."""
+    def _advance(self, stage: RunStage) -> bool:
+        """Move to ``stage`` unless the run is there or further already; whether it moved."""
         with self._lock:
             if STAGE_RANK[stage] <= STAGE_RANK[self._stage]:
-                return
+                return False
             self._stage = stage
         self._render()
+        return True
 
     def _finish(self, stage: RunStage, error: BaseException | None) -> None:
         with self._lock:
@@ -261,19 +303,24 @@ class PanelRun:
     def _log_error(self, exc: BaseException) -> None:
         _log.error("panel run #%d: cancel failed: %s", self.number, exc)
 
-    def refresh(self) -> None:
-        """Redraw the progress row (the elapsed seconds move on while waiting)."""
-        self._render()
+    def refresh(self, now: float | None = None) -> None:
+        """Redraw the progress row (the elapsed seconds move on while waiting), with the
+        elapsed time at ``now`` (``time.monotonic()``; the panel's clock passes one
+        reading to every row and its header, so they agree)."""
+        self._render(now)
 
-    def _render(self) -> None:
+    def _render(self, now: float | None = None) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._revision += 1
             version = (STAGE_RANK[self._stage], self._revision)
             stage = self._stage
             cancel_requested = self._cancel_requested
             cancelling = cancel_requested and stage not in FINISHED_STAGES
             result, error, task = self.result, self.error, self.task
-            elapsed = self.elapsed
+            elapsed = self.elapsed_at(time.monotonic() if now is None else now)
+            fraction = self._fraction
         spec = self.spec
         markup = run_row_html(
             number=self.number, stage=stage, cancelling=cancelling, prompt=spec.prompt,
@@ -281,8 +328,7 @@ class PanelRun:
             images=len(result.images) if stage == "done" and result is not None else None,
             action=spec.action, model=spec.model, count=spec.count,
             task_id=task.id if task is not None else None,
-            error=(describe_error(error) if stage in ("failed", "cancelled")
-                   and error is not None else None),
+            error=self._error_text(stage, error, task), fraction=fraction,
         )
 
         def apply() -> None:
@@ -296,10 +342,25 @@ class PanelRun:
 
         self._painter.paint(("run", self.number), version, apply)
 
+    @staticmethod
+    def _error_text(stage: str, error: BaseException | None, task: Task | None) -> str | None:
+        """What the row says under a run that failed or was cancelled."""
+        if stage == "cancelled" and task is not None:
+            return cancelled_after_sending(task.id)
+        if stage in ("failed", "cancelled") and error is not None:
+            return describe_error(error)
+        return None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the row's widgets were closed (the run is no longer shown)."""
+        return self._closed
+
     def close(self) -> None:
-        """Close the row's widgets."""
-        for widget in (self.label, self.cancel_button, self.row):
-            widget.close()
+        """Close the row's widgets (the run keeps its result; its row is not shown again)."""
+        with self._lock:
+            self._closed = True
+        close_deep(self.row, keep=self._shared.models)
 
     def __repr__(self) -> str:
         return (
@@ -310,7 +371,8 @@ class PanelRun:
 
 class RunRows:
     """The box of progress rows, newest first: every run in flight and the last few
-    finished ones."""
+    finished ones. A finished run that drops out has its row's widgets closed (a long
+    session keeps a bounded number of widgets)."""
 
     KEY = ("runs",)
 
@@ -321,19 +383,50 @@ class RunRows:
         self._revision = 0
         self.box = w.VBox(layout=w.Layout(width="100%"))
         self.box.add_class("nbw-runs")
+        self.activity = w.HTML(layout=w.Layout(flex="1 1 auto", min_width="0"))
+        """The header's summary of the runs in flight (``2 running · 12 s``)."""
+        self.activity.add_class("nbw-activity-box")
+        self._activity_revision = 0
+
+    def tick(self, now: float | None = None) -> bool:
+        """The panel's clock: the rows in flight and the header's summary move on together,
+        from one reading of the time (``time.monotonic()``). Returns whether a run is in
+        flight."""
+        now = time.monotonic() if now is None else now
+        running = self.in_flight()
+        for run in running:
+            run.refresh(now)
+        oldest = max((run.elapsed_at(now) for run in running), default=None)
+        markup = activity_html(len(running), oldest)
+        with self._lock:
+            self._activity_revision += 1
+            revision = self._activity_revision
+        self._painter.paint(("activity",), (revision,),
+                            lambda: setattr(self.activity, "value", markup))
+        return bool(running)
+
+    def in_flight(self) -> list[PanelRun]:
+        """The runs not finished yet, oldest first."""
+        return [run for run in self._runs() if run.status not in FINISHED_STAGES]
 
     def show(self) -> None:
         """Show the rows as the runs are now (read with the revision they are painted at)."""
         with self._lock:
             shown: list[PanelRun] = []
+            dropped: list[PanelRun] = []
             finished = 0
             for run in reversed(self._runs()):
                 if run.status in FINISHED_STAGES:
                     finished += 1
                     if finished > MAX_FINISHED_ROWS:
+                        if not run.closed:
+                            dropped.append(run)
                         continue
                 shown.append(run)
             self._revision += 1
             revision = self._revision
         rows = tuple(run.row for run in shown)
-        self._painter.paint(self.KEY, (revision,), lambda: setattr(self.box, "children", rows))
+        if self._painter.paint(self.KEY, (revision,),
+                               lambda: setattr(self.box, "children", rows)):
+            for run in dropped:
+                run.close()

@@ -35,8 +35,11 @@ __all__ = [
     "RunSpec",
     "RunStage",
     "Thumb",
+    "cancelled_after_sending",
     "check_spec",
     "outcome_messages",
+    "problem_with",
+    "still_wrong",
 ]
 
 _log = logging.getLogger(__name__)
@@ -87,31 +90,64 @@ class Thumb:
     error: str | None = None
     run_number: int = 0
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    trace_id: str | None = None
 
 
 class PanelMistake(NanoBananaError, ValueError):
-    """A mistake caught before sending (empty prompt, edit without inputs); nothing sent."""
+    """A mistake caught before sending (empty prompt, edit without inputs); nothing sent.
 
-    def __init__(self, message: str) -> None:
+    ``cause`` names what is wrong (``"prompt"``, ``"inputs"``, ``"too-many-inputs"``,
+    ``"resolution"``, ``"closed"``): the panel folds the message away once it is fixed.
+    """
+
+    def __init__(self, message: str, cause: str = "") -> None:
         super().__init__(message, code="invalid_request")
+        self.cause = cause
 
     def __str__(self) -> str:
         return self.message
 
 
+def problem_with(spec: RunSpec) -> tuple[str, str] | None:
+    """``(cause, words)``: why ``spec`` cannot be sent, or ``None`` when it can."""
+    if not spec.prompt.strip():
+        return "prompt", "Type a prompt first: the prompt box is empty."
+    if spec.action == "edit" and not spec.inputs:
+        return "inputs", ("Edit needs at least one input image: drop or paste images here, "
+                          "use “Add images”, set panel.inputs, or switch to Text to image.")
+    if len(spec.inputs) > MAX_IMAGES:
+        return "too-many-inputs", (f"Too many input images ({len(spec.inputs)}): the service "
+                                   f"takes at most {MAX_IMAGES}. Remove some.")
+    if spec.resolution is not None and spec.resolution not in MODELS.get(spec.model, ()):
+        return "resolution", f"{spec.model} cannot make {spec.resolution} images."
+    return None
+
+
+def still_wrong(cause: str, spec: RunSpec) -> bool:
+    """Whether the problem ``cause`` (see :class:`PanelMistake`) is still there in ``spec``
+    (the panel's controls now); an unknown cause is."""
+    if cause == "prompt":
+        return not spec.prompt.strip()
+    if cause == "inputs":
+        return spec.action == "edit" and not spec.inputs
+    if cause == "too-many-inputs":
+        return spec.action == "edit" and len(spec.inputs) > MAX_IMAGES
+    if cause == "resolution":
+        return spec.resolution is not None and spec.resolution not in MODELS.get(spec.model, ())
+    return True
+
+
 def check_spec(spec: RunSpec) -> str | None:
     """Why ``spec`` cannot be sent (in words for the status area), or ``None``."""
-    if not spec.prompt.strip():
-        return "Type a prompt first: the prompt box is empty."
-    if spec.action == "edit" and not spec.inputs:
-        return ("Edit needs at least one input image: add images with “Add images”, "
-                "set panel.inputs, or switch to Generate.")
-    if len(spec.inputs) > MAX_IMAGES:
-        return (f"Too many input images ({len(spec.inputs)}): the service takes at most "
-                f"{MAX_IMAGES}. Remove some.")
-    if spec.resolution is not None and spec.resolution not in MODELS.get(spec.model, ()):
-        return f"{spec.model} cannot make {spec.resolution} images."
-    return None
+    problem = problem_with(spec)
+    return problem[1] if problem is not None else None
+
+
+def cancelled_after_sending(task_id: str) -> str:
+    """What a run cancelled after it was sent means, naming what the user can call."""
+    return (f"Stopped waiting. Task {task_id} had already been sent: the service may still "
+            "finish it and bill it. Its record in the history strip is looked up again by "
+            f"Refresh, or call nb.task({task_id!r}) (import nanobanana_widgets as nb).")
 
 
 def outcome_messages(run: PanelRun) -> list[tuple[Level, str]]:
@@ -131,8 +167,8 @@ def outcome_messages(run: PanelRun) -> list[tuple[Level, str]]:
         return [*out, ("success", text)]
     if run.status == "cancelled":
         if run.task is not None:
-            return [("warning", f"Run #{run.number} cancelled. Task {run.task.id} had already "
-                                "been sent: the service may still finish it and bill it.")]
+            return [("warning", f"Run #{run.number} cancelled. "
+                                + cancelled_after_sending(run.task.id))]
         return [("info", f"Run #{run.number} cancelled before it was sent; nothing was "
                          "billed.")]
     message = describe_error(run.error) if run.error is not None else "unknown error"
@@ -188,14 +224,18 @@ class RunController:
 
     def start(self, spec: RunSpec) -> PanelRun:
         """A new run of ``spec``, started in the pool; a mistake found before sending
-        gives a run that failed and was never sent (nor shown)."""
-        run = self._make_run(next(self._numbers), spec, self._finished)
-        problem = check_spec(spec)
-        if problem is not None or self.closed:
-            run.refuse(PanelMistake(problem or "This panel was closed; make a new one."))
+        gives a run that failed and was never sent (nor shown, nor numbered: its
+        ``number`` is 0 and the next run takes the number it would have had)."""
+        problem = problem_with(spec)
+        if problem is None and self.closed:
+            problem = ("closed", "This panel was closed; make a new one.")
+        if problem is not None:
+            run = self._make_run(0, spec, self._finished)
             run.close()  # never shown: no progress row for a run that did not start
+            run.refuse(PanelMistake(problem[1], problem[0]))
             return run
         with self._lock:
+            run = self._make_run(next(self._numbers), spec, self._finished)
             self._runs.append(run)
         self._on_started(run)
         self.submit(run.execute, self._client)

@@ -41,6 +41,7 @@ import ipywidgets as w
 from nanobanana_widgets.images import load_image
 from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.parts import plural, seconds
+from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.render.tournament import (
     ab_budget_html,
     ab_plan_html,
@@ -59,6 +60,7 @@ from nanobanana_widgets.service.errors import (
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
 from nanobanana_widgets.store import History, Vote
+from nanobanana_widgets.widgets._static import StaticRendition
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
 from nanobanana_widgets.widgets.tournament.arms import DEFAULT_MAX_CALLS, ABPlan, make_plan
 from nanobanana_widgets.widgets.tournament.items import Item, collect_items
@@ -136,6 +138,8 @@ class ABTest(w.VBox):  # type: ignore[misc]
                          layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-trn")
         self.add_class("nbw-ab")
+        self.static = StaticRendition(self, self._static_copy)
+        """The copy of the A/B test a saved notebook shows (blind as the view is)."""
         if plan.paid > max_calls and not confirm:
             self.state = "awaiting confirmation"
             self._paint_controls(0, budget=True, cancel=False)
@@ -363,6 +367,14 @@ class ABTest(w.VBox):  # type: ignore[misc]
         markup = status_html(text, css)
         self._painter.paint(("status",), (revision,),
                             lambda: setattr(self.status, "value", markup))
+        static = getattr(self, "static", None)
+        if static is not None:  # the saved copy follows (throttled)
+            static.update()
+
+    def _static_copy(self) -> str:
+        """:meth:`static_html` in the frame a saved notebook shows (see ``widgets._static``)."""
+        return static_frame(self.static.view_id, "ab", self.static_html(),
+                            styles=static_styles("frame"))
 
     def _result_html(self) -> str:
         if not self._revealed or self.tournament is None:

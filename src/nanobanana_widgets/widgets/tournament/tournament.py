@@ -47,6 +47,7 @@ import ipywidgets as w
 
 from nanobanana_widgets.render.page import page_html
 from nanobanana_widgets.render.rankings import rankings_html
+from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.render.tournament import (
     pair_html,
     pair_waiting_html,
@@ -66,6 +67,7 @@ from nanobanana_widgets.store import (
     bradley_terry,
     rank,
 )
+from nanobanana_widgets.widgets._static import StaticRendition
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
 from nanobanana_widgets.widgets.tournament.items import Item, collect_items
 from nanobanana_widgets.widgets.tournament.keys import VoteKeys
@@ -167,6 +169,8 @@ class Tournament(w.VBox):  # type: ignore[misc]
                          layout=w.Layout(width="100%", max_width="100%", overflow="hidden"))
         self.add_class("nbw-trn")
         self.add_class(self._uid)
+        self.static = StaticRendition(self, self._static_copy)
+        """The copy of the tournament a saved notebook shows (blind as the view is)."""
         with self._lock:
             self._reload()
             self._pair = self._choose()
@@ -278,6 +282,11 @@ class Tournament(w.VBox):  # type: ignore[misc]
         parts = self._parts()
         return (f'{tournament_styles()}<div class="nbw-trn">{parts["header"]}{parts["stage"]}'
                 f'{parts["revealed"]}{parts["status"]}{parts["chart"]}</div>')
+
+    def _static_copy(self) -> str:
+        """:meth:`static_html` in the frame a saved notebook shows (see ``widgets._static``)."""
+        return static_frame(self.static.view_id, "trn", self.static_html(),
+                            styles=static_styles("frame"))
 
     def to_html(self, path: str | os.PathLike[str]) -> Path:
         """Write :meth:`static_html` as a standalone page; returns the path."""
@@ -474,6 +483,9 @@ class Tournament(w.VBox):  # type: ignore[misc]
             self.reveal_button.layout.display = "flex" if blind else "none"
 
         self._painter.paint(("view",), (revision,), apply)
+        static = getattr(self, "static", None)
+        if static is not None:  # the saved copy follows (throttled)
+            static.update()
 
 
 def tournament(items: Any, *, blind: bool = True, history: History | bool | None = None,
