@@ -63,7 +63,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"t\..*"),  # traitlets' own annotations (``t.Any``)
     (r"py:class", r"PILImage\..*"),
     # Internal types that appear in signatures but are not part of the public API.
-    (r"py:class", r"(.*\.)?(HistoryStore|Selection|ControlState|Slot|RecordTarget|Painter)"),
+    (r"py:class",
+     r"(.*\.)?(HistoryStore|Selection|ControlState|Slot|RecordTarget|Painter|RowModels)"),
 ]
 
 # --- the tutorials ----------------------------------------------------------------------
