@@ -97,6 +97,8 @@ html_theme_options: dict[str, Any] = {
     "footer_end": [],
 }
 html_context = {"binder_url": BINDER, "default_mode": "auto"}
+# The tutorials get the whole width (their grids and comparisons are wide).
+html_sidebars = {"tutorials/*": []}
 html_show_sourcelink = True
 
 
