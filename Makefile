@@ -4,12 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast lint bench venv clean
+.PHONY: demo test test-fast lint bench docs venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,browser,pandas]'
+	$(BIN)/python -m pip install --quiet -e '.[test,browser,pandas,docs]'
 	@touch $@
 
 venv: $(STAMP)
@@ -33,8 +33,14 @@ test-fast: lint
 demo: venv
 	$(BIN)/python -m nanobanana_widgets.demo
 
+# The documentation site (docs/_build/html): API reference, concepts and the tutorials,
+# executed against the offline emulator. Warnings are errors.
+docs: venv
+	$(BIN)/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: open docs/_build/html/index.html"
+
 bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache docs/_build docs/tutorials/*.ipynb
