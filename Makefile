@@ -20,9 +20,12 @@ lint: venv
 	$(BIN)/lint-imports
 
 # The browser suite runs in its own pytest process: Playwright's sync API keeps an event
-# loop running in the main thread, which would break asyncio tests run after it.
+# loop running in the main thread, which would break asyncio tests run after it. The docs
+# are built before it (a broken reference or a failing tutorial fails the build), and its
+# tests read the built site.
 test: lint
 	$(BIN)/python -m pytest -m "not browser"
+	$(MAKE) --no-print-directory docs
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m browser tests/browser
 
