@@ -12,7 +12,8 @@ Run as a script, it executes one notebook and prints one JSON line::
 ``OUTPUT`` receives the executed notebook; the JSON line holds ``seconds`` and ``error``
 (``None`` when every cell ran). Run from Python, :func:`run_all` executes many notebooks in
 parallel subprocesses with a kernelspec pinned to one interpreter and a clean environment
-(no token, no base URL, a throwaway IPython and Jupyter runtime directory).
+(no token, no base URL, a throwaway IPython and Jupyter runtime directory per kernel).
+Kernels talk over Unix sockets, so kernels started together never race for TCP ports.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,12 +57,22 @@ class NotebookRun:
 
 def _execute(source: Path, output: Path, workdir: Path, budget: float) -> dict[str, object]:
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     nb = nbformat.read(source, as_version=4)
+    # Unix sockets, not TCP: with TCP, jupyter_client picks five free ports, releases them
+    # and the kernel binds them a moment later; a kernel (or an emulator, or any outgoing
+    # connection) of a notebook running in parallel can take one in between, and the
+    # kernel then dies at start ("Kernel died before replying to kernel_info"). A socket
+    # file in a directory of its own cannot be taken. Its path stays short (Unix socket
+    # paths are limited to 107 bytes).
+    sockets = Path(tempfile.mkdtemp(prefix="nbk-"))
+    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(sockets / "k"))
     client = NotebookClient(
         nb,
+        km=km,
         kernel_name=KERNEL_NAME,
         timeout=int(budget),
         startup_timeout=60,
@@ -77,6 +89,7 @@ def _execute(source: Path, output: Path, workdir: Path, budget: float) -> dict[s
     except Exception as exc:  # the kernel died or did not start: report, don't hide
         error = f"{type(exc).__name__}: {exc}"
     seconds = time.monotonic() - start
+    shutil.rmtree(sockets, ignore_errors=True)
     nbformat.write(nb, output)
     return {"seconds": seconds, "error": error}
 
@@ -96,7 +109,6 @@ def kernel_environment(python: Path, scratch: Path,
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
     env["JUPYTER_PATH"] = str(scratch / "jupyter")
     env["JUPYTER_RUNTIME_DIR"] = str(scratch / "runtime")
-    env["IPYTHONDIR"] = str(scratch / "ipython")
     env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", "")])
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(extra or {})
@@ -119,10 +131,13 @@ def run_all(
     still running ``budget`` seconds after its runner started (kernel start included) is
     stopped and reported as over budget. ``extra_env`` is added to the kernels' environment.
     """
-    env = kernel_environment(python, scratch, extra_env)
+    shared_env = kernel_environment(python, scratch, extra_env)
 
     def one(source: Path) -> NotebookRun:
         name = source.stem
+        # An IPython directory per kernel: kernels starting together would otherwise
+        # create one profile and write one history database at the same moment.
+        env = {**shared_env, "IPYTHONDIR": str(scratch / "ipython" / name)}
         workdir = scratch / "work" / name
         shutil.copytree(source.parent, workdir, ignore=shutil.ignore_patterns(
             ".nanobanana", ".ipynb_checkpoints", "nanobanana-images"))
@@ -146,7 +161,10 @@ def run_all(
                                f"the runner failed (exit {proc.returncode}):\n"
                                f"{stdout[-3000:]}\n{stderr[-3000:]}")
         report = json.loads(lines[-1])
-        return NotebookRun(name, output, float(report["seconds"]), report["error"])
+        error = report["error"]
+        if error is not None and stderr.strip():  # what the kernel said before it failed
+            error = f"{error}\n--- the kernel's stderr ---\n{stderr[-3000:]}"
+        return NotebookRun(name, output, float(report["seconds"]), error)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=parallel) as pool:
         runs = list(pool.map(one, notebooks))
