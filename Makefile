@@ -46,4 +46,5 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache docs/_build docs/tutorials/*.ipynb
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache docs/_build
+	find docs/tutorials -mindepth 1 -maxdepth 1 ! -name index.md ! -name .gitignore -exec rm -rf {} +

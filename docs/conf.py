@@ -71,7 +71,10 @@ nitpick_ignore_regex = [
 nb_execution_mode = "force"
 nb_execution_raise_on_error = True
 nb_execution_timeout = 180
-nb_execution_in_temp = True
+# The kernels run in docs/tutorials/ (wiped of everything a previous build left there, see
+# _prepare_tutorials), so the full-size copies the views link to (nanobanana-files/, beside
+# the notebook) can be published beside the pages (_publish_linked_files).
+nb_execution_in_temp = False
 nb_merge_streams = True
 # Our views carry a static rendition (text/html) beside the live widget view: the site shows
 # the static one, which needs no kernel.
@@ -102,13 +105,40 @@ html_sidebars = {"tutorials/*": []}
 html_show_sourcelink = True
 
 
-def _copy_notebooks(_app: Any) -> None:
-    """The tutorials are ``notebooks/*.ipynb`` (committed without outputs): copy them in."""
+# What docs/tutorials/ keeps between builds; everything else there was written by a run.
+_KEPT = {"index.md", ".gitignore"}
+# The folder of full-size copies the static renditions link to (widgets/_static.py).
+LINKED_FILES = "nanobanana-files"
+
+
+def _prepare_tutorials(_app: Any) -> None:
+    """The tutorials are ``notebooks/*.ipynb`` (committed without outputs): copy them in,
+    after removing what earlier runs wrote (histories, saved images, full-size copies), so
+    every build starts as a reader's first run (a tutorial's history starts empty)."""
     TUTORIALS.mkdir(exist_ok=True)
-    for source in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    sources = {p.name: p for p in (ROOT / "notebooks").glob("*.ipynb")}
+    for entry in TUTORIALS.iterdir():
+        if entry.name in _KEPT or entry.name in sources:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    for source in sorted(sources.values()):
         target = TUTORIALS / source.name
         if not target.exists() or target.read_bytes() != source.read_bytes():
             shutil.copyfile(source, target)
+
+
+def _publish_linked_files(app: Any, exception: Exception | None) -> None:
+    """Copy the full-size images the tutorials' outputs link to next to their pages: a
+    link in a static rendition is relative to the notebook (``nanobanana-files/…``)."""
+    made = TUTORIALS / LINKED_FILES
+    if exception is not None or app.builder.format != "html" or not made.is_dir():
+        return
+    target = Path(app.outdir) / "tutorials" / LINKED_FILES
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(made, target)
 
 
 def _resolve_short_names(app: Any, env: Any, node: Any, contnode: Any) -> Any:
@@ -156,5 +186,6 @@ def _init_signature(app: Any, what: str, name: str, obj: Any, options: Any,
 
 def setup(app: Any) -> None:
     app.connect("autodoc-process-signature", _init_signature)
-    app.connect("builder-inited", _copy_notebooks)
+    app.connect("builder-inited", _prepare_tutorials)
+    app.connect("build-finished", _publish_linked_files)
     app.connect("missing-reference", _resolve_short_names)
