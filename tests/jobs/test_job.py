@@ -111,6 +111,40 @@ def test_cancel_sends_nothing_more_and_keeps_task_ids(emulator: Emulator, client
     assert emulator.accepted == 10
 
 
+def test_wait_after_cancel_returns_once_the_submit_under_way_has_its_answer(
+        emulator: Emulator, client: Client, job_history: History) -> None:
+    """A cancel while a submit is on the wire: ``wait()`` returns when its answer is in
+    (the row "submitted", with its task id), never with the row half sent."""
+    emulator.set_latency(float("inf"))
+    emulator.inject("slow_headers", delay=0.8)  # the first submit's answer is held
+    job = BatchJob.create(PROMPTS[:3], history=job_history, client=client, concurrency=1)
+    wait_until(lambda: job.runner.rows[0].state == "sending", "the first row on the wire")
+    job.cancel()
+    summary = job.wait(10)
+    assert summary.state == "cancelled"
+    rows = job_history.jobs.rows(job.name)
+    assert [r["state"] for r in rows] == ["submitted", "cancelled", "cancelled"]
+    assert rows[0]["task_id"] and emulator.accepted == 1
+
+
+def test_resume_right_after_cancel_goes_on(emulator: Emulator, client: Client,
+                                           job_history: History) -> None:
+    """Resume at once after a cancel, while the cancelled run is still ending (a task
+    waited for, a submit on the wire): the job runs to the end, every row once."""
+    emulator.set_latency(float("inf"))
+    emulator.inject("slow_headers", delay=0.8)  # row 0's answer is held; row 1 is accepted
+    job = BatchJob.create(PROMPTS[:4], history=job_history, client=client, concurrency=2)
+    wait_until(lambda: [r.state for r in job.runner.rows[:2]] == ["sending", "submitted"],
+               "a row on the wire and a task waited for")
+    job.cancel()
+    job.resume()
+    emulator.set_latency(0.0)
+    emulator.finish_all()
+    summary = job.wait(30)
+    assert (summary.state, summary.succeeded) == ("done", 4)
+    assert emulator.accepted == 4 and max(accepted_prompts(emulator).values()) == 1
+
+
 def test_same_rows_and_name_reattach_other_rows_are_refused(
         emulator: Emulator, client: Client, job_history: History) -> None:
     job = BatchJob.create(PROMPTS[:5], history=job_history, client=client, name="kites")

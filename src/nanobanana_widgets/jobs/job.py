@@ -283,7 +283,10 @@ class BatchJob:
                 f"than max_calls={self.max_calls}. Call job.confirm() (or click 'Run "
                 f"{self.paid} paid generations') to start it, or job.cancel().",
                 code="not_confirmed")
-        if self.state in ("running",) and not self.runner.stopped.wait(timeout):
+        # After a pause or a cancel the run still ends: submits under way get their answers
+        # (and task ids) first, so the summary returned never shows a row half sent.
+        if (self.state == "running" or self.runner.running) \
+                and not self.runner.stopped.wait(timeout):
             raise WaitTimeoutError(
                 f"The job was still running after {timeout:g} s ({self.summary}). Wait again "
                 "with job.wait(), or pause or cancel it.")

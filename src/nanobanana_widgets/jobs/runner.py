@@ -157,7 +157,7 @@ class JobRunner:
         with self._cond:
             alive = [t.is_alive() for t in self._threads]
             return bool(alive) and all(alive) and not self._dispatch_done.is_set() \
-                and not self._ended
+                and not self._ended and not self.cancelled  # a cancelled run is ending
 
     def end_previous(self) -> None:
         """Let a run that is ending end first (its ``on_end`` included), unless it goes on:
@@ -400,7 +400,10 @@ class JobRunner:
             task = self._client_now().attach(task_id, row.spec.bare_request(), time.time())
         with self._cond:
             row.state, row.task_id, row.trace_id = "submitted", task_id, trace_id
-            if not task.done():
+            if self.cancelled:  # accepted after the cancel: recorded, not waited for
+                task.cancel()
+                task = None
+            elif not task.done():
                 self._inflight[row.spec.position] = task
                 self._cond.notify_all()
                 task = None
@@ -441,8 +444,14 @@ class JobRunner:
                     self._book.heartbeat(self.name, self._owner)
                 with self._cond:
                     if self.cancelled:
+                        # Stop waiting, but end only once the submits under way have their
+                        # answers: a row is then "submitted" (with its task id) or back in
+                        # "cancelled", never left "sending" by a run that has ended.
                         self._inflight.clear()
-                        break
+                        if self._dispatch_done.is_set():
+                            break
+                        self._cond.wait(_WAIT_TICK)
+                        continue
                     waiting = dict(self._inflight)
                     if not waiting:
                         if self._dispatch_done.is_set():
