@@ -250,6 +250,11 @@ class BatchJob:
         """Call ``callback()`` after every change (from background threads; must not block)."""
         self._observers.append(callback)
 
+    def remove_observer(self, callback: Callable[[], object]) -> None:
+        """Stop calling ``callback`` (no effect if it was not added)."""
+        if callback in self._observers:
+            self._observers.remove(callback)
+
     def _notify(self) -> None:
         if self.runner.paused and self.state == "running":  # it paused itself (see reason)
             self._set_state("paused")

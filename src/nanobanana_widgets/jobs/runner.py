@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from nanobanana_widgets.jobs.aimd import Pacer
 from nanobanana_widgets.jobs.rows import RowSpec
 from nanobanana_widgets.jobs.sending import request_of, send
-from nanobanana_widgets.jobs.summary import JobSummary, RowError, pace_of
+from nanobanana_widgets.jobs.summary import JobSummary, RowError, pace_of, summarise
 from nanobanana_widgets.service.errors import (
     CancelledError,
     NanoBananaError,
@@ -55,6 +55,7 @@ _SUBMIT_WORKERS = 8
 _WAIT_TICK = 0.5
 _HEARTBEAT_EVERY = 5.0
 _RATE_WINDOW = 30.0
+_UNFINISHED = ("queued", "sending", "submitted")
 _STALL_AFTER = 600.0
 """Seconds of nothing but 429s after which a job pauses itself."""
 _KEPT_ERRORS = 5
@@ -443,10 +444,7 @@ class JobRunner:
                     beat = now
                     self._book.heartbeat(self.name, self._owner)
                 with self._cond:
-                    if self.cancelled:
-                        # Stop waiting, but end only once the submits under way have their
-                        # answers: a row is then "submitted" (with its task id) or back in
-                        # "cancelled", never left "sending" by a run that has ended.
+                    if self.cancelled:  # end after the submits under way are answered
                         self._inflight.clear()
                         if self._dispatch_done.is_set():
                             break
@@ -550,19 +548,10 @@ class JobRunner:
     def summary(self, state: str, paid: int) -> JobSummary:
         """A snapshot of the rows (see :class:`JobSummary`); ``state`` is the job's."""
         with self._cond:
-            counts = collections.Counter(r.state for r in self.rows)
-            paid_so_far = sum(r.images for r in self.rows if r.state == "succeeded")
-            left = counts["queued"] + counts["sending"] + counts["submitted"]
-            elapsed, rate, eta = pace_of(self._finishes, self._started, left,
-                                         running=state == "running", window=_RATE_WINDOW)
-            errors = tuple(self._errors)
-            reason = self.reason
-        return JobSummary(
-            name=self.name, state=state, total=len(self.rows),
-            succeeded=counts["succeeded"], failed=counts["failed"] + counts["uncertain"],
-            uncertain=counts["uncertain"], running=counts["sending"] + counts["submitted"],
-            queued=counts["queued"], cancelled=counts["cancelled"], paid=paid,
-            paid_so_far=paid_so_far, rate=rate, eta=eta, elapsed=elapsed,
-            pace=self.pacer.rate if state == "running" else None,
-            accepted=self.pacer.accepted_count, rate_limited=self.pacer.rate_limited_count,
-            reason=reason, errors=errors)
+            rows = [(r.state, r.images) for r in self.rows]
+            left = sum(1 for row_state, _ in rows if row_state in _UNFINISHED)
+            pace = pace_of(self._finishes, self._started, left, running=state == "running",
+                           window=_RATE_WINDOW)
+            errors, reason = tuple(self._errors), self.reason
+        return summarise(self.name, state, rows, paid=paid, pace=pace, pacer=self.pacer,
+                         reason=reason, errors=errors)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["JobSummary", "RowError", "pace_of"]
+__all__ = ["JobSummary", "RowError", "pace_of", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +100,23 @@ def pace_of(finishes: collections.deque[float], started: float | None, left: int
     rate = len(finishes) / span if finishes and span > 1.0 else None
     eta = left / rate if rate and left and running else None
     return elapsed, rate, eta
+
+
+def summarise(name: str, state: str, rows: Sequence[tuple[str, int]], *, paid: int,
+              pace: tuple[float, float | None, float | None], pacer: Any, reason: str | None,
+              errors: tuple[RowError, ...]) -> JobSummary:
+    """The :class:`JobSummary` of job ``name``: ``rows`` are each row's ``(state, images)``,
+    ``pace`` is :func:`pace_of`'s ``(elapsed, rate, eta)`` and ``pacer`` the job's pacing
+    (its rate now and its counts of accepted and rate-limited submits)."""
+    counts = collections.Counter(row_state for row_state, _ in rows)
+    elapsed, rate, eta = pace
+    return JobSummary(
+        name=name, state=state, total=len(rows),
+        succeeded=counts["succeeded"], failed=counts["failed"] + counts["uncertain"],
+        uncertain=counts["uncertain"], running=counts["sending"] + counts["submitted"],
+        queued=counts["queued"], cancelled=counts["cancelled"], paid=paid,
+        paid_so_far=sum(images for row_state, images in rows if row_state == "succeeded"),
+        rate=rate, eta=eta, elapsed=elapsed,
+        pace=pacer.rate if state == "running" else None,
+        accepted=pacer.accepted_count, rate_limited=pacer.rate_limited_count,
+        reason=reason, errors=errors)

@@ -26,8 +26,8 @@ from typing import Any
 import anywidget
 import ipywidgets as w
 
-__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "guarded", "weak_callback",
-           "widget_tree"]
+__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "close_view", "guarded",
+           "weak_callback", "widget_tree"]
 
 _STATIC = Path(__file__).parent / "static"
 _log = logging.getLogger(__name__)
@@ -67,6 +67,17 @@ def close_deep(widget: Any, keep: Iterable[Any] = ()) -> None:
     for model in list(widget_tree(widget)):
         if id(model) not in kept:
             model.close()
+
+
+def close_view(view: w.Widget, close_itself: Callable[[], object]) -> None:
+    """Close ``view`` (by ``close_itself``, its class's own ``close``) and then every model it
+    is made of: children, their layouts and styles. A view closed alone leaves them alive,
+    and a live box naming a closed widget breaks ``Widget.get_manager_state()`` (and
+    ``ipywidgets.embed``) for every widget of the kernel."""
+    parts = [model for model in widget_tree(view) if model is not view]
+    close_itself()
+    for model in parts:
+        model.close()
 
 
 def guarded(handler: Callable[..., object],

@@ -79,8 +79,8 @@ class Job(BatchJob):
 
     @property
     def view(self) -> BatchView:
-        """The progress view (made on first use)."""
-        if self._view is None:
+        """The progress view (made on first use, and again after it was closed)."""
+        if self._view is None or self._view.comm is None:
             self._view = BatchView(self)
         return self._view
 

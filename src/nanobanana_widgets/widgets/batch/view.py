@@ -31,7 +31,7 @@ from nanobanana_widgets.render.grid import status_line_html
 from nanobanana_widgets.render.static import static_frame, static_styles
 from nanobanana_widgets.service.errors import describe_error
 from nanobanana_widgets.widgets._static import StaticRendition
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_view, guarded
 
 if TYPE_CHECKING:
     from nanobanana_widgets.jobs import BatchJob, JobSummary
@@ -172,6 +172,18 @@ class BatchView(w.VBox):  # type: ignore[misc]
 
     def _report(self, exc: BaseException) -> None:
         self.status_line.value = status_line_html(describe_error(exc), error=True)
+
+    def close(self) -> None:
+        """Close the view and every widget in it (the job goes on: ``job.view`` makes a new
+        view)."""
+        job = getattr(self, "job", None)
+        if job is not None:
+            job.remove_observer(self.refresh)
+        with self._lock:
+            timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        close_view(self, super().close)
 
     def __repr__(self) -> str:
         return f"<BatchView of {self.job.name!r}>"

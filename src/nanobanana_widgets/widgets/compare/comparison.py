@@ -68,7 +68,7 @@ from nanobanana_widgets.service.errors import InvalidParameterError, describe_er
 from nanobanana_widgets.service.text import parse_data_uri
 from nanobanana_widgets.store import History
 from nanobanana_widgets.widgets._static import StaticRendition, source_link
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_view, guarded
 from nanobanana_widgets.widgets.compare.difference import THRESHOLD, Difference, difference
 from nanobanana_widgets.widgets.compare.divider import Divider
 from nanobanana_widgets.widgets.compare.picks import PickLedger
@@ -465,7 +465,7 @@ class Comparison(w.VBox):  # type: ignore[misc]
         pool, self._pool = getattr(self, "_pool", None), None
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
-        super().close()
+        close_view(self, super().close)
 
     def __repr__(self) -> str:
         labels = ", ".join(s.label for s in self.sides)

@@ -54,7 +54,14 @@ from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, HistoryProblem, Record
 from nanobanana_widgets.widgets._static import StaticRendition, image_link
-from nanobanana_widgets.widgets._ui import Painter, Ticker, ViewSync, guarded, weak_callback
+from nanobanana_widgets.widgets._ui import (
+    Painter,
+    Ticker,
+    ViewSync,
+    close_view,
+    guarded,
+    weak_callback,
+)
 from nanobanana_widgets.widgets.grid.cells import (
     CELL_THUMB_SIDE,
     CellSlots,
@@ -240,9 +247,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         ok = sum(isinstance(o, Result) for o in outcomes)
         text = (f"{len(outcomes)} of {len(self._slots)} cells done: {ok} succeeded, "
                 f"{len(outcomes) - ok} failed")
-        if replayed:
-            text += f", {replayed} replayed from the history"
-        return text
+        return text + (f", {replayed} replayed from the history" if replayed else "")
 
     def retry_button(self, cell: Cell) -> w.Button | None:
         """The "Retry" button under a failed ``cell`` (``None`` when it has none)."""
@@ -336,14 +341,18 @@ class Grid(w.VBox):  # type: ignore[misc]
         return cls(plan_from_records(grid_id, latest), history=history, records=latest)
 
     open = _ClassOrWidgetOpen()
-    """``Grid.open(grid_id, history=None)`` reopens a grid from the history (see
-    ``_from_history``); on an instance, ``open()`` stays the ipywidgets method that opens
-    the widget's comm."""
+    """``Grid.open(grid_id, history=None)`` reopens a grid from the history; on an instance,
+    ``open()`` stays the ipywidgets method that opens the widget's comm."""
 
     def _on_history_problem(self, problem: HistoryProblem) -> None:
-        """The history could not do something (a cell's record not saved yet, an image not
-        kept): the status line says so, not only the log."""
+        """A history problem (a record not saved yet, an image not kept) goes on the status."""
         self._paint_status(note=f"History: {problem.message}")
+
+    def close(self) -> None:
+        """Close the view and its widgets; cells still running go on into the history."""
+        if "_clock" in self.__dict__:  # not when __init__ refused its arguments
+            self._clock.stop()
+        close_view(self, super().close)
 
     def __repr__(self) -> str:
         return (f"<Grid {self.id}: {self.plan.calls} cells, {self.plan.paid} paid generations, "

@@ -61,7 +61,7 @@ from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
 from nanobanana_widgets.store import History, Vote
 from nanobanana_widgets.widgets._static import StaticRendition
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_view, guarded
 from nanobanana_widgets.widgets.tournament.arms import DEFAULT_MAX_CALLS, ABPlan, make_plan
 from nanobanana_widgets.widgets.tournament.items import Item, collect_items
 from nanobanana_widgets.widgets.tournament.runner import ABRunner, Outcomes
@@ -421,7 +421,7 @@ class ABTest(w.VBox):  # type: ignore[misc]
         """Close the view (and its tournament)."""
         if getattr(self, "tournament", None) is not None:
             self.tournament.close()  # type: ignore[union-attr]
-        super().close()
+        close_view(self, super().close)
 
     def __repr__(self) -> str:
         return (f"<ABTest {self.id}: {self.plan.samples} samples per arm, {self.state}, "

@@ -68,7 +68,7 @@ from nanobanana_widgets.store import (
     rank,
 )
 from nanobanana_widgets.widgets._static import StaticRendition
-from nanobanana_widgets.widgets._ui import Painter, ViewSync, guarded
+from nanobanana_widgets.widgets._ui import Painter, ViewSync, close_view, guarded
 from nanobanana_widgets.widgets.tournament.items import Item, collect_items
 from nanobanana_widgets.widgets.tournament.keys import VoteKeys
 from nanobanana_widgets.widgets.tournament.pairs import choose_pair, pair_counts, suggested_votes
@@ -300,7 +300,7 @@ class Tournament(w.VBox):  # type: ignore[misc]
         thumbs = getattr(self, "_thumbs", None)
         if thumbs is not None:
             thumbs.close()
-        super().close()
+        close_view(self, super().close)
 
     def __repr__(self) -> str:
         pair = self._pair.number if self._pair is not None else None
