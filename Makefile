@@ -22,16 +22,18 @@ lint: venv
 # The browser suite runs in its own pytest process: Playwright's sync API keeps an event
 # loop running in the main thread, which would break asyncio tests run after it. The docs
 # are built before it (a broken reference or a failing tutorial fails the build), and its
-# tests read the built site.
+# tests read the built site. The other tests run in two processes (a file's tests stay
+# together, so module fixtures are made once): most of their time is spent waiting on
+# sockets, and a second order of the files keeps tests from leaning on each other.
 test: lint
-	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m "not browser" -n 2 --dist loadfile
 	$(MAKE) --no-print-directory docs
 	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -m browser tests/browser
 
 # Everything but the browser suite (quicker while developing).
 test-fast: lint
-	$(BIN)/python -m pytest -m "not browser"
+	$(BIN)/python -m pytest -m "not browser" -n 2 --dist loadfile
 
 demo: venv
 	$(BIN)/python -m nanobanana_widgets.demo
