@@ -254,8 +254,9 @@ def test_cancel_after_sending_names_nb_task(slow: Emulator, slow_client: Client,
 # --- 16. a long session stays light ---------------------------------------------------------
 
 
-def test_live_widgets_stay_bounded_over_many_runs(client: Client, history: History,
-                                                  make_panel: Callable[..., PromptPanel]) -> None:
+def test_live_widgets_stay_bounded_over_many_runs(
+        client: Client, history: History, emulator: Emulator,
+        make_panel: Callable[..., PromptPanel]) -> None:
     panel = make_panel(client, history=history)
 
     def runs(n: int) -> None:
@@ -272,6 +273,14 @@ def test_live_widgets_stay_bounded_over_many_runs(client: Client, history: Histo
     assert len(list(descendants(panel))) <= tree + 2
     assert len(_instances) <= live + 2, len(_instances) - live
     assert all(run.closed for run in panel.runs[:-3])
+    # The saved copy shows more results than the live cards; painting it again links the
+    # older ones to their copies without downloading (and keeping) their bytes again.
+    downloads = emulator.downloads
+    panel.static.html()
+    panel.static.html()
+    assert emulator.downloads == downloads
+    kept = [r.image for r in panel.results if r.image._cache.get("data") is not None]
+    assert len(kept) <= LIVE_CARDS
 
 
 def test_a_closed_panel_stops_its_clock(client: Client, make_panel: Callable[..., PromptPanel],

@@ -24,6 +24,7 @@ directory; a visible folder, since Jupyter does not serve hidden ones such as
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib
 import logging
@@ -111,15 +112,43 @@ def _task_key(task_id: str, index: int) -> str:
     return hashlib.sha256(f"task:{task_id}:{index}".encode()).hexdigest()
 
 
+_COPIES_REMEMBERED = 4096
+_copies: collections.OrderedDict[tuple[str, str, int, str], Path] = collections.OrderedDict()
+_copies_lock = threading.Lock()
+
+
+def _known_copy(key: tuple[str, str, int, str]) -> Path | None:
+    with _copies_lock:
+        copy = _copies.get(key)
+        if copy is not None:
+            _copies.move_to_end(key)
+    return copy if copy is not None and copy.is_file() else None
+
+
+def _remember_copy(key: tuple[str, str, int, str], copy: Path) -> None:
+    with _copies_lock:
+        _copies[key] = copy
+        while len(_copies) > _COPIES_REMEMBERED:
+            _copies.popitem(last=False)
+
+
 def image_link(image: GeneratedImage) -> str | None:
     """A link to ``image`` at full size that outlives the kernel: its copy in
     :func:`link_folder` (written now, with its metadata, if need be) by a path relative to
-    the notebook; else its URL when that is not a loopback address; else ``None``."""
+    the notebook; else its URL when that is not a loopback address; else ``None``.
+
+    A copy made once is remembered: linking the image again (every repaint of a saved
+    copy) needs neither its bytes nor a download, so a view that let go of an old
+    result's bytes does not fetch and keep them again."""
     try:
-        stem = f"{image.task_id}-{image.index + 1}" if image.task_id else "image"
-        key = _task_key(image.task_id, image.index) if image.task_id else None
-        copy = publish_copy(image.bytes(), link_folder(), stem=stem, digest=key,
-                            metadata=image.metadata())
+        key = (str(link_folder()), image.task_id, image.index, image.url[:200])
+        copy = _known_copy(key)
+        if copy is None:
+            stem = f"{image.task_id}-{image.index + 1}" if image.task_id else "image"
+            digest = _task_key(image.task_id, image.index) if image.task_id else None
+            copy = publish_copy(image.bytes(), link_folder(), stem=stem, digest=digest,
+                                metadata=image.metadata())
+            _remember_copy(key, copy)
         href = _served(copy)
         if href is not None:
             return href
@@ -167,6 +196,53 @@ def source_link(source: Any, url: str | None = None) -> str | None:
 # --- static renditions ----------------------------------------------------------------------
 
 
+class _DelayedSends:
+    """The one thread that sends every view's delayed (throttled) update.
+
+    A timer thread per update would build each large rendition (hundreds of KB of markup)
+    in a new thread; glibc spreads such threads over many malloc arenas, and a long
+    session's kernel memory then grows run after run (figure 15 of the benchmark)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, weakref.ref[StaticRendition]]] = {}
+        self._thread: threading.Thread | None = None
+
+    def schedule(self, rendition: StaticRendition, when: float) -> None:
+        """Call ``rendition._send_later()`` at ``when`` (``time.monotonic()``), once."""
+        with self._cond:
+            key = id(rendition)
+            if key not in self._due or when < self._due[key][0]:
+                self._due[key] = (when, weakref.ref(rendition))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="nbw-static-sends",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                while not any(when <= now for when, _ref in self._due.values()):
+                    soonest = min((when for when, _ref in self._due.values()), default=None)
+                    self._cond.wait(None if soonest is None else soonest - now)
+                    now = time.monotonic()
+                ready = [key for key, (when, _ref) in self._due.items() if when <= now]
+                refs = [self._due.pop(key)[1] for key in ready]
+            for ref in refs:
+                rendition = ref()
+                if rendition is None:
+                    continue
+                try:
+                    rendition._send_later()
+                except Exception:
+                    _log.exception("sending a static rendition failed")
+
+
+_SENDER = _DelayedSends()
+
+
 def _flush_after_cell(*_args: Any) -> None:
     """After each cell: send again every rendition that changed since the last cell ended.
 
@@ -212,7 +288,7 @@ class StaticRendition:
         self._cell_version = 0
         self._last_sent = float("-inf")
         self._last_html: str | None = None
-        self._timer: threading.Timer | None = None
+        self._pending = False  # an update is scheduled with _SENDER
         if not any(isinstance(x, ViewSync) for x in widget_tree(view)):
             raise TypeError(f"{type(view).__name__} holds no ViewSync: every view needs one "
                             "(see widgets._ui), and its links resolve through it")
@@ -274,17 +350,16 @@ class StaticRendition:
                 return
             wait = self._last_sent + self._interval - time.monotonic()
             if wait > 0:
-                if self._timer is None:
-                    self._timer = threading.Timer(wait, self._send_later)
-                    self._timer.daemon = True
-                    self._timer.start()
+                if not self._pending:
+                    self._pending = True
+                    _SENDER.schedule(self, time.monotonic() + wait)
                 return
         self._send()
 
     def flush(self) -> None:
         """Send a pending update now."""
         with self._lock:
-            pending = self._timer is not None
+            pending = self._pending
         if pending:
             self._send()
 
@@ -297,9 +372,7 @@ class StaticRendition:
             return
         with self._send_lock:
             with self._lock:
-                if self._timer is not None:
-                    self._timer.cancel()
-                    self._timer = None
+                self._pending = False
                 self._last_sent = time.monotonic()
             markup = self.html()
             if markup == self._last_html and not again:
