@@ -80,6 +80,7 @@ class Gallery:
         self._saved: dict[tuple[str, int, str], Path] = {}
         self._save_buttons: dict[tuple[str, int, str], tuple[w.Widget, w.Button]] = {}
         self._dropped = 0
+        self._downloads: dict[int, w.HTML] = {}  # id(card) → its download link, once saved
         self._images: dict[int, GeneratedImage] = {}
         # Shared by every card: one layout/style model each, not one per widget (a long
         # session keeps few live models).
@@ -126,6 +127,8 @@ class Gallery:
             self._dropped += len(old)
             gone = {id(card) for card in old}
             released = [self._images.pop(key) for key in gone if key in self._images]
+            for key in gone:
+                self._downloads.pop(key, None)
             self._save_buttons = {key: pair for key, pair in self._save_buttons.items()
                                   if id(pair[0]) not in gone}
             self._revision += 1
@@ -175,15 +178,28 @@ class Gallery:
             use.disabled = add.disabled = True
         use.on_click(self._guard(lambda _b: self._on_use(thumb, False)))
         add.on_click(self._guard(lambda _b: self._on_use(thumb, True)))
-        download = w.HTML(layout=w.Layout(display="none"))
-        save.on_click(self._guard(lambda _b: self._run_job(self.save, image, download)))
+        save.on_click(self._guard(lambda _b: self._run_job(self._save_on_card, image, card)))
         again.on_click(self._guard(lambda _b: self._on_again(image)))
         bar = w.Box(buttons, layout=self._bar_layout)
         bar.add_class("nbw-gap-s")
         bar.add_class("nbw-card-buttons")
-        card = w.VBox([caption, bar, download], layout=self._card_layout)
+        card = w.VBox([caption, bar], layout=self._card_layout)
         card.add_class("nbw-result-card")
         return card, save
+
+    def _save_on_card(self, image: GeneratedImage, card: w.VBox) -> Path:
+        """Save from a card's button, then offer the file as a download on the card (the
+        link's widget is made then: a long session's cards, mostly never saved, carry no
+        widget for it)."""
+        with self._lock:
+            download = self._downloads.get(id(card))
+            made = download is None
+            if download is None:
+                download = self._downloads[id(card)] = w.HTML(style=self._html_style)
+        if made:
+            self._painter.paint(("download-slot", id(card)), (1,),
+                                lambda: setattr(card, "children", (*card.children, download)))
+        return self.save(image, download)
 
     def save(self, image: GeneratedImage, download: w.HTML | None = None) -> Path:
         """Save the full image with its metadata into ``save_dir`` (once: saving it again
