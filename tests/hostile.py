@@ -17,6 +17,7 @@ import contextlib
 import functools
 import json
 import socket
+import ssl
 import threading
 import time
 import zlib
@@ -84,10 +85,12 @@ class HostileServer:
     """An HTTP/1.1 server on loopback that answers each route with a scripted behaviour.
 
     Routes are matched on (method, path) with the query string removed; anything else gets a
-    404. ``requests`` lists what arrived. Stops itself after ``lifetime`` seconds.
+    404. ``requests`` lists what arrived. Stops itself after ``lifetime`` seconds. With
+    ``tls`` (a server-side context) it speaks HTTPS.
     """
 
     lifetime: float = 120.0
+    tls: ssl.SSLContext | None = None
     routes: dict[tuple[str, str], Behaviour] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -101,7 +104,7 @@ class HostileServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -157,6 +160,13 @@ class HostileServer:
             self._threads.append(thread)
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            conn.settimeout(5)
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # a client that gave up or did not trust us
+                conn.close()
+                return
         conn.settimeout(0.2)
         buf = b""
         with contextlib.closing(conn):

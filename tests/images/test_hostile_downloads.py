@@ -9,12 +9,14 @@ the folder asked for, a body quoted into the error, credentials shown in a repr.
 from __future__ import annotations
 
 import io
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from PIL import Image
 
 from hostile import HostileServer, answer, endless_chunks, redirect, trickle
@@ -55,6 +57,37 @@ def test_a_download_ends_by_its_deadline(server: HostileServer, behaviour: str) 
     }[behaviour])
     error, took = ends_with_download_error(
         lambda: images.download(server.url("/slow.png"), timeout=1, deadline=2))
+    assert "deadline of 2 s" in str(error)
+    assert took < 2 + BOUND
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostileServer]:
+    """The hostile server over HTTPS, with a certificate from a test CA that ``requests``
+    trusts (``REQUESTS_CA_BUNDLE``): the exchange runs on the package's TLS connections."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    with HostileServer(lifetime=90, tls=context) as srv:
+        srv.on("GET", "/ok.png", answer(200, png(), content_type="image/png"))
+        yield srv
+
+
+def test_a_download_over_tls_works(tls_server: HostileServer) -> None:
+    assert tls_server.url("/ok.png").startswith("https://")
+    assert images.download(tls_server.url("/ok.png"), timeout=5) == png()
+
+
+@pytest.mark.parametrize("behaviour", ["slow headers", "slow body"])
+def test_a_download_over_tls_ends_by_its_deadline(tls_server: HostileServer,
+                                                  behaviour: str) -> None:
+    tls_server.on("GET", "/slow.png", trickle(png(), interval=0.5, content_type="image/png",
+                                              slow_headers=behaviour == "slow headers"))
+    error, took = ends_with_download_error(
+        lambda: images.download(tls_server.url("/slow.png"), timeout=1, deadline=2))
     assert "deadline of 2 s" in str(error)
     assert took < 2 + BOUND
 

@@ -182,21 +182,9 @@ class _WatchedHTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """As :class:`_WatchedHTTPConnection`, over TLS (the handshake is watched too)."""
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        watch = _current()
-        if watch is not None:
-            watch.add_socket(sock)
-        return sock
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        watch = _current()
-        if watch is not None:
-            watch.add_connection(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """As :class:`_WatchedHTTPConnection`, over TLS (the handshake is watched too): its
+    methods come first in the order, then call on to urllib3's TLS connection."""
 
 
 class _WatchedPool(HTTPConnectionPool):
