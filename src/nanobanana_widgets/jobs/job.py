@@ -42,6 +42,7 @@ from nanobanana_widgets.service.errors import (
     InvalidParameterError,
     NanoBananaError,
     WaitTimeoutError,
+    not_confirmed_error,
 )
 from nanobanana_widgets.service.models import (
     DEFAULT_ASPECT_RATIO,
@@ -283,11 +284,7 @@ class BatchJob:
         :class:`WaitTimeoutError` at the deadline, and :class:`NanoBananaError` for a job
         waiting for confirmation (nothing would end)."""
         if self.state == "awaiting confirmation":
-            raise NanoBananaError(
-                f"This job has not started: it would make {self.paid} paid generations, more "
-                f"than max_calls={self.max_calls}. Call job.confirm() (or click 'Run "
-                f"{self.paid} paid generations') to start it, or job.cancel().",
-                code="not_confirmed")
+            raise not_confirmed_error("job", "job", self.paid, self.max_calls)
         # After a pause or a cancel the run still ends: submits under way get their answers
         # (and task ids) first, so the summary returned never shows a row half sent.
         if (self.state == "running" or self.runner.running) \

@@ -451,6 +451,17 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def not_confirmed_error(what: str, name: str, paid: int,
+                        max_calls: int | None) -> NanoBananaError:
+    """The error of waiting for a run that waits for its cost to be confirmed (it would
+    never end): ``what`` names the run (``"grid"``), ``name`` what the user's code calls it
+    (``"grid"``, ``"ab"``, ``"job"``)."""
+    return NanoBananaError(
+        f"This {what} has not started: it would make {paid} paid generations, more than "
+        f"max_calls={max_calls}. Call {name}.confirm() (or click 'Run {paid} paid "
+        f"generations') to start it, or {name}.cancel().", code="not_confirmed")
+
+
 def describe_error(exc: BaseException) -> str:
     """The exception in plain words: its message (with trace id when known), no traceback."""
     if isinstance(exc, NanoBananaError):

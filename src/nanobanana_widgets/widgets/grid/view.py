@@ -49,7 +49,12 @@ from nanobanana_widgets.render.grid import (
 from nanobanana_widgets.render.parts import seconds
 from nanobanana_widgets.render.results import thumbnail_data_uri
 from nanobanana_widgets.render.static import static_frame, static_styles
-from nanobanana_widgets.service.errors import NanoBananaError, WaitTimeoutError, describe_error
+from nanobanana_widgets.service.errors import (
+    NanoBananaError,
+    WaitTimeoutError,
+    describe_error,
+    not_confirmed_error,
+)
 from nanobanana_widgets.service.types import Result
 from nanobanana_widgets.session import default_client, default_history
 from nanobanana_widgets.store import History, HistoryProblem, Record
@@ -313,11 +318,7 @@ class Grid(w.VBox):  # type: ignore[misc]
         :class:`NanoBananaError` when the grid waits for confirmation (nothing would end).
         """
         if self.state == "awaiting confirmation":
-            raise NanoBananaError(
-                f"This grid has not started: it would make {self.plan.paid} paid generations, "
-                f"more than max_calls={self.max_calls}. Call grid.confirm() (or click 'Run "
-                f"{self.plan.paid} paid generations') to start it, or grid.cancel().",
-                code="not_confirmed")
+            raise not_confirmed_error("grid", "grid", self.plan.paid, self.max_calls)
         if timeout is None:
             timeout = float(getattr(self._client, "wait_timeout", 600.0)) + 60.0
         if not self._finished.wait(timeout):

@@ -56,6 +56,7 @@ from nanobanana_widgets.service.errors import (
     NanoBananaError,
     WaitTimeoutError,
     describe_error,
+    not_confirmed_error,
 )
 from nanobanana_widgets.service.types import GeneratedImage, Result
 from nanobanana_widgets.session import choose_history, default_client
@@ -169,11 +170,7 @@ class ABTest(w.VBox):  # type: ignore[misc]
     def wait(self, timeout: float | None = None) -> ABTest:
         """Block until the images are made and voting can start (or the test ended)."""
         if self.state == "awaiting confirmation":
-            raise NanoBananaError(
-                f"This A/B test has not started: it would make {self.plan.paid} paid "
-                f"generations, more than max_calls={self.max_calls}. Call ab.confirm() (or "
-                f"click 'Run {self.plan.paid} paid generations'), or ab.cancel().",
-                code="not_confirmed")
+            raise not_confirmed_error("A/B test", "ab", self.plan.paid, self.max_calls)
         if timeout is None:
             timeout = float(getattr(self._client, "wait_timeout", 600.0)) + 60.0
         if not self._ready.wait(timeout):
