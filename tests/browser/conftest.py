@@ -99,6 +99,18 @@ def browser_emulator() -> Iterator[Any]:
         yield emu
 
 
+@pytest.fixture
+def emulator(browser_emulator: Any) -> Iterator[Any]:
+    """The session's emulator, without faults and at its usual latency before and after
+    the test (which may slow it down, hold its tasks or inject faults)."""
+    browser_emulator.clear_faults()
+    browser_emulator.set_latency(EMULATOR_LATENCY)
+    yield browser_emulator
+    browser_emulator.clear_faults()
+    browser_emulator.set_latency(EMULATOR_LATENCY)
+    browser_emulator.finish_all()
+
+
 class ServerPool:
     """Jupyter servers by front end, started together on first use and stopped at the end."""
 

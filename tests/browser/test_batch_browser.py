@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from .notebook_page import NotebookPage
-from .test_panel_browser import _CONTRAST, _set_theme
+from .page_scripts import CONTRAST, set_theme
 
 pytestmark = pytest.mark.browser
 
@@ -42,7 +42,7 @@ def test_progress_view_pause_resume_and_errors(
         errors.first.wait_for(timeout=30_000)
         assert HOSTILE in errors.first.inner_text()  # shown as text ...
         assert view.locator(".nbw-batch-errors img").count() == 0  # ... never as markup
-        assert page.evaluate(_CONTRAST, ".nbw-batch .nbw-batch-counts") >= 4.5
+        assert page.evaluate(CONTRAST, ".nbw-batch .nbw-batch-counts") >= 4.5
         screenshot(view, f"batch-running-{frontend}")
 
         view.get_by_role("button", name="Pause").click()
@@ -53,10 +53,10 @@ def test_progress_view_pause_resume_and_errors(
         assert view.get_by_text("6 queued").count() == 1  # 2 refused + 4 done; none sent
         screenshot(view, f"batch-paused-{frontend}")
         if frontend == "lab":
-            _set_theme(page, "JupyterLab Dark")
-            assert page.evaluate(_CONTRAST, ".nbw-batch .nbw-batch-counts") >= 4.5
+            set_theme(page, "JupyterLab Dark")
+            assert page.evaluate(CONTRAST, ".nbw-batch .nbw-batch-counts") >= 4.5
             screenshot(view, "batch-paused-lab-dark")
-            _set_theme(page, "JupyterLab Light")
+            set_theme(page, "JupyterLab Light")
 
         view.get_by_role("button", name="Resume").click()
         view.get_by_text("12 / 12").wait_for(timeout=60_000)

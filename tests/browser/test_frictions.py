@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ except ImportError:  # conftest skips these tests (or fails them in CI) without 
 
 from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
+from .page_scripts import set_theme
 
 pytestmark = pytest.mark.browser
 
@@ -85,21 +86,8 @@ _SETTLED = """
 """
 
 
-@pytest.fixture
-def emulator(browser_emulator: Any) -> Iterator[Any]:
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    yield browser_emulator
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    browser_emulator.finish_all()
-
-
 def _theme(page: Any, name: str) -> None:
-    page.evaluate("(n) => window.jupyterapp.commands.execute('apputils:change-theme', "
-                  "{theme: n})", name)
-    page.wait_for_function("(n) => document.body.dataset.jpThemeName === n", arg=name,
-                           timeout=30_000)
+    set_theme(page, name)
     # ... and its colours have settled (no transition half-way): two reads agree.
     page.evaluate(_SETTLED)
 

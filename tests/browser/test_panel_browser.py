@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from .notebook_page import NotebookPage
+from .page_scripts import CONTRAST, set_theme
 
 pytestmark = pytest.mark.browser
 
@@ -43,38 +44,6 @@ _OVERFLOW = """
   return {worst, sideways: scroller.scrollWidth - scroller.clientWidth};
 }
 """
-
-# WCAG contrast ratio of an element's text against the panel's background.
-_CONTRAST = """
-(selector) => {
-  const rgb = (s) => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
-  const lum = ([r, g, b]) => {
-    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-  };
-  const el = document.querySelector(selector);
-  let bgEl = el, bg = null;
-  while (bgEl) {
-    const c = rgb(getComputedStyle(bgEl).backgroundColor);
-    if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) { bg = c; break; }
-    bgEl = bgEl.parentElement;
-  }
-  bg = bg || [255, 255, 255];
-  const fg = rgb(getComputedStyle(el).color);
-  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-  return (a + 0.05) / (b + 0.05);
-}
-"""
-
-
-def _set_theme(page: Any, name: str) -> None:
-    page.evaluate(
-        "(name) => { window.jupyterapp.commands.execute('apputils:change-theme', {theme: name}); }",
-        name,
-    )
-    page.wait_for_function(
-        "(name) => document.body.dataset.jpThemeName === name", arg=name, timeout=30_000
-    )
 
 
 def _run_first_cell(nb: NotebookPage) -> None:
@@ -127,7 +96,7 @@ def test_type_ctrl_enter_and_see_the_image(
     assert panel.locator(".nbw-result-card b").count() == 0  # escaped, not rendered
     overflow = page.evaluate(_OVERFLOW)
     assert overflow["worst"] <= 1 and overflow["sideways"] <= 0, overflow
-    assert page.evaluate(_CONTRAST, ".nbw-panel .nbw-msg") >= 4.5
+    assert page.evaluate(CONTRAST, ".nbw-panel .nbw-msg") >= 4.5
     screenshot(panel, "panel-light")
 
     # Iterate: the result becomes the input of an edit started with the real button.
@@ -143,11 +112,11 @@ def test_type_ctrl_enter_and_see_the_image(
     assert overflow["worst"] <= 1 and overflow["sideways"] <= 0, overflow
 
     page.set_viewport_size({"width": 1200, "height": 1500})  # the whole panel in view
-    _set_theme(page, "JupyterLab Dark")
-    assert page.evaluate(_CONTRAST, ".nbw-panel .nbw-msg") >= 4.5
-    assert page.evaluate(_CONTRAST, ".nbw-panel .nbw-result-card .widget-html-content") >= 4.5
+    set_theme(page, "JupyterLab Dark")
+    assert page.evaluate(CONTRAST, ".nbw-panel .nbw-msg") >= 4.5
+    assert page.evaluate(CONTRAST, ".nbw-panel .nbw-result-card .widget-html-content") >= 4.5
     screenshot(panel, "panel-dark")
-    _set_theme(page, "JupyterLab Light")
+    set_theme(page, "JupyterLab Light")
 
     saved = _save(nb)
     state = json.dumps(saved["metadata"]["widgets"])

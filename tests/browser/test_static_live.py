@@ -30,6 +30,7 @@ from notebooks.static_export import IMAGES, VIEWS, Export, cell_index, execute_a
 
 from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
+from .page_scripts import ALL_DECODED
 
 pytestmark = pytest.mark.browser
 
@@ -45,12 +46,6 @@ window.__nbwCopySeen = 0;
   }
   requestAnimationFrame(watch);
 })();
-"""
-_DECODED = """
-([sel, n]) => {
-  const imgs = [...document.querySelectorAll(sel)];
-  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
-}
 """
 # The (hidden) static copy of kind `kind`: its decoded images and its text.
 _COPY = """
@@ -103,7 +98,7 @@ def test_a_settled_grid_updates_its_copy_while_the_live_grid_keeps_its_state(
     }""")
     copy = page.evaluate(_COPY, "matrix")
     assert copy is not None and "Done:" not in copy["text"]  # still running when marked
-    page.wait_for_function(_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4],
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4],
                            timeout=60_000)
     page.wait_for_function(
         "(kind) => { const c = (" + _COPY + ")(kind); "
@@ -171,7 +166,7 @@ def test_full_size_links_reach_the_copy_through_the_server_and_save_downloads(
     page = nb.page
     page.add_init_script(_WATCH_COPIES)
     nb.open_and_run(LINK_CELLS)
-    page.wait_for_function(_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 1],
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 1],
                            timeout=60_000)
     link = page.locator(".nbw-matrix .nbw-matrix-cell a").first
     relative = link.get_attribute("href")
@@ -192,7 +187,7 @@ def test_full_size_links_reach_the_copy_through_the_server_and_save_downloads(
     assert answer["head"] == [0x89, 0x50, 0x4E, 0x47]  # the PNG itself
 
     panel = nb.widget(".nbw-panel")
-    page.wait_for_function(_DECODED, arg=[".nbw-panel .nbw-result-card img", 1],
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-panel .nbw-result-card img", 1],
                            timeout=60_000)
     panel.locator(".nbw-result-card").first.get_by_role("button", name="Save").click()
     anchor = panel.locator("a.nbw-download").first

@@ -12,7 +12,6 @@ them in JupyterLab and Voilà.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +22,13 @@ try:
 except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
     expect = None  # type: ignore[assignment]
 
-from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
+from .page_scripts import ALL_DECODED, set_theme
 
 pytestmark = pytest.mark.browser
 
 SHOTS = Path("/work/notes/screens")
 
-_ALL_DECODED = """
-([sel, n]) => {
-  const imgs = [...document.querySelectorAll(sel)];
-  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
-}
-"""
 
 PROMPTS = [
     "a red kite over the dunes",
@@ -44,26 +37,6 @@ PROMPTS = [
     "a kite <img src=x onerror=alert(1)> over the dunes",
     "a yellow kite over the dunes",
 ]
-
-
-@pytest.fixture
-def emulator(browser_emulator: Any) -> Iterator[Any]:
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    yield browser_emulator
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    browser_emulator.finish_all()
-
-
-def _set_theme(page: Any, name: str) -> None:
-    page.evaluate(
-        "(name) => { window.jupyterapp.commands.execute('apputils:change-theme', {theme: name}); }",
-        name,
-    )
-    page.wait_for_function(
-        "(name) => document.body.dataset.jpThemeName === name", arg=name, timeout=30_000
-    )
 
 
 def _shot(target: Any, issue: str, name: str) -> None:
@@ -93,7 +66,7 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     nb.open_and_run(TOURNAMENT_CELLS)
     page = nb.page
     view = nb.widget(".nbw-trn")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-trn .nbw-trn-stage img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-trn .nbw-trn-stage img", 2])
     nb.assert_widgets_rendered()
     text = view.inner_text()
     assert not any(p.split(" over")[0] in text for p in PROMPTS), text
@@ -101,7 +74,7 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     assert _stage_pair(page) == 1
     _shot(view, "issue14", f"tournament-blind-{frontend}")
     if frontend == "lab":
-        _set_theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         _shot(view, "issue14", "tournament-blind-lab-dark")
 
     # Focus the tournament with a click on its frame, then vote with keys only.
@@ -109,13 +82,13 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     page.keyboard.press("1")
     page.wait_for_function("() => document.querySelector('.nbw-trn .nbw-trn-stage')"
                            ".dataset.pair === '2'")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-trn .nbw-trn-stage img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-trn .nbw-trn-stage img", 2])
     reveal = view.locator(".nbw-trn-reveal")
     expect(reveal).to_contain_text("Pair 1: you preferred the left image")
     expect(reveal).to_contain_text("nano-banana")
     if frontend == "lab":
         _shot(view, "issue14", "tournament-after-vote-lab-dark")
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     _shot(view, "issue14", f"tournament-after-vote-{frontend}")
     for key, pair in (("2", 3), ("=", 4), ("s", 5), ("ArrowLeft", 6)):
         page.keyboard.press(key)
@@ -132,9 +105,9 @@ def test_a_blind_tournament_voted_with_the_keyboard(
     assert view.locator("img[src='x']").count() == 0
     assert nb.dialogs == []
     if frontend == "lab":
-        _set_theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         _shot(view, "issue14", "tournament-revealed-lab-dark")
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     _shot(view, "issue14", f"tournament-revealed-{frontend}")
 
     # The votes are in the history on disk: three decisive or tied, one skip, one more.
@@ -174,13 +147,13 @@ def test_the_divider_is_dragged_on_the_image_and_moved_with_the_arrow_keys(
     nb.open_and_run(COMPARE_CELLS)
     page = nb.page
     cmp = nb.widget(".nbw-cmp")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
     nb.assert_widgets_rendered()
     _shot(cmp, "issue14", f"compare-side-{frontend}")
     cmp.locator(".widget-toggle-button", has_text="Slider").click()
     stage = cmp.locator(".nbw-cmp-stage")
     stage.wait_for()
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-stage img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-stage img", 2])
     page.wait_for_function(f"() => ({_CLIP_RIGHT})() === 50")
     # The pick buttons and the tie stay under the slider view.
     for name in ("dusk is better", "dawn is better", "Tie"):
@@ -240,15 +213,15 @@ def test_the_divider_is_dragged_on_the_image_and_moved_with_the_arrow_keys(
     cmp.locator(".widget-toggle-button", has_text="Difference").click()
     heat = cmp.locator(".nbw-cmp-diffstat")
     expect(heat).to_contain_text("of the pixels changed between dusk and dawn")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-heat img", 1])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-heat img", 1])
     expect(cmp.get_by_role("button", name="✓ dawn picked")).to_be_visible()
     if frontend == "lab":
-        _set_theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         _shot(cmp, "issue14", "compare-difference-lab-dark")
         cmp.locator(".widget-toggle-button", has_text="Slider").click()
         _shot(cmp, "issue13", "item13-after-slider-lab-dark")
         cmp.locator(".widget-toggle-button", has_text="Difference").click()
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     _shot(cmp, "issue14", f"compare-difference-{frontend}")
 
 
@@ -267,15 +240,15 @@ def test_a_four_way_comparison_of_different_shapes(
     page.set_viewport_size({"width": 1280, "height": 1800})
     nb.open_and_run(NWAY_CELLS)
     cmp = nb.widget(".nbw-cmp")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 4])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 4])
     nb.assert_widgets_rendered()
     for label in "ABCD":
         expect(cmp.get_by_role("button", name=f"{label} is better")).to_be_visible()
     _shot(cmp, "issue14", f"compare-4way-{frontend}")
     if frontend == "lab":
-        _set_theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         _shot(cmp, "issue14", "compare-4way-lab-dark")
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
 
 
 AB_CELLS = [
@@ -294,7 +267,7 @@ def test_an_ab_test_voted_blind_then_its_verdict(
     nb.open_and_run(AB_CELLS)
     view = nb.widget(".nbw-ab")
     expect(view).to_contain_text("8 paid generations: 4 images per arm, in 1 request each")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-ab .nbw-trn-stage img", 2],
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-ab .nbw-trn-stage img", 2],
                            timeout=60_000)
     assert emulator.submissions - sent == 2  # one request of four images per arm
     nb.assert_widgets_rendered()
@@ -311,7 +284,7 @@ def test_an_ab_test_voted_blind_then_its_verdict(
     expect(verdict).to_contain_text(re.compile(r"preferred in \d of 8 votes|Neither arm"))
     expect(view.locator(".nbw-ab-variation")).to_be_visible()
     if frontend == "lab":
-        _set_theme(page, "JupyterLab Dark")
+        set_theme(page, "JupyterLab Dark")
         _shot(view, "issue14", "abtest-verdict-lab-dark")
-        _set_theme(page, "JupyterLab Light")
+        set_theme(page, "JupyterLab Light")
     _shot(view, "issue14", f"abtest-verdict-{frontend}")

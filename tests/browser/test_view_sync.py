@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from .notebook_page import NotebookPage
+from .page_scripts import ALL_DECODED
 
 pytestmark = pytest.mark.browser
 
@@ -48,13 +49,6 @@ CELLS = [
     HOLD_SNAPSHOT,
 ]
 
-_ALL_DECODED = """
-([sel, n]) => {
-  const imgs = [...document.querySelectorAll(sel)];
-  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
-}
-"""
-
 
 @pytest.mark.parametrize("frontend", ["voila"])
 def test_grid_updates_sent_while_the_page_loads_are_not_lost(
@@ -63,7 +57,7 @@ def test_grid_updates_sent_while_the_page_loads_are_not_lost(
     nb.open_and_run(CELLS)
     page = nb.page
     matrix = nb.widget(".nbw-matrix")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4])
     assert matrix.locator(".nbw-matrix-waiting").count() == 0
     assert "Done: 4 of 4 cells done" in matrix.inner_text()
     assert "Waiting for confirmation" not in matrix.inner_text()

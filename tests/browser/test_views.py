@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .notebook_page import NotebookPage
+from .page_scripts import ALL_DECODED
 
 try:
     from playwright.sync_api import expect
@@ -35,12 +36,6 @@ CELLS = [
     "history",
 ]
 
-_ALL_DECODED = """
-([sel, n]) => {
-  const imgs = [...document.querySelectorAll(sel)];
-  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
-}
-"""
 
 # The right-hand inset of the top image's clip-path, in percent (what the slider drives).
 _CLIP_RIGHT = """
@@ -61,7 +56,7 @@ def test_comparison_slider_grid_cells_and_history_thumbnails(
 
     # Comparison: two cards with real images, and the prompt diff marks the changed word.
     cmp = nb.widget(".nbw-cmp")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
     nb.assert_widgets_rendered()
     assert "dusk" in " ".join(cmp.locator(".nbw-cmp-diff del").all_inner_texts())
     assert "dawn" in " ".join(cmp.locator(".nbw-cmp-diff ins").all_inner_texts())
@@ -71,7 +66,7 @@ def test_comparison_slider_grid_cells_and_history_thumbnails(
     cmp.locator(".widget-toggle-button", has_text="Slider").click()
     stage = cmp.locator(".nbw-cmp-stage")
     stage.wait_for()
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-stage img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-stage img", 2])
     page.wait_for_function(f"() => ({_CLIP_RIGHT})() === 50")
     track = cmp.locator(".widget-slider .noUi-target, .widget-slider .slider").first
     box = track.bounding_box()
@@ -86,7 +81,7 @@ def test_comparison_slider_grid_cells_and_history_thumbnails(
 
     # Grid: every one of the 2 x 2 cells ends up holding a real image.
     matrix = nb.widget(".nbw-matrix")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 4])
     assert matrix.locator(".nbw-matrix-cell").count() == 4
     assert matrix.locator(".nbw-matrix-failed").count() == 0
     heads = " ".join(matrix.locator(".nbw-matrix-rowhead").all_inner_texts())
@@ -95,7 +90,7 @@ def test_comparison_slider_grid_cells_and_history_thumbnails(
 
     # History: a table of this session's requests, with thumbnails.
     table = nb.widget("table.nbw-history")
-    page.wait_for_function(_ALL_DECODED, arg=["table.nbw-history img", 2])
+    page.wait_for_function(ALL_DECODED, arg=["table.nbw-history img", 2])
     text = table.inner_text()
     assert "a lighthouse at dusk, oil painting" in text
     assert "a lighthouse at dawn, oil painting" in text

@@ -14,7 +14,7 @@ directory, where the default history ``.nanobanana/`` lives).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,29 +25,12 @@ try:
 except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
     expect = None  # type: ignore[assignment]
 
-from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
+from .page_scripts import ALL_DECODED
 
 pytestmark = pytest.mark.browser
 
 # Every <img> matched by the selector (at least n of them) is decoded and drawn.
-_ALL_DECODED = """
-([sel, n]) => {
-  const imgs = [...document.querySelectorAll(sel)];
-  return imgs.length >= n && imgs.every(i => i.complete && i.naturalWidth > 0);
-}
-"""
-
-
-@pytest.fixture
-def emulator(browser_emulator: Any) -> Iterator[Any]:
-    """The session's emulator, without faults and at its usual latency before and after."""
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    yield browser_emulator
-    browser_emulator.clear_faults()
-    browser_emulator.set_latency(EMULATOR_LATENCY)
-    browser_emulator.finish_all()
 
 
 def read_history(nb: NotebookPage) -> list[Any]:
@@ -81,7 +64,7 @@ def test_a_pick_in_the_comparison_shows_and_is_recorded_in_the_history(
     nb.open_and_run(PICK_CELLS)
     page = nb.page
     cmp = nb.widget(".nbw-cmp")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
     nb.assert_widgets_rendered()
     cards = cmp.locator(".nbw-cmp-card")
     status = cmp.locator(".nbw-cmp-status")
@@ -158,7 +141,7 @@ def test_grid_over_budget_waits_for_the_click_then_fills_and_shows_a_failed_cell
     emulator.inject("task_forbidden")
     run.click()
     expect(run).to_be_hidden()
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 3])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 3])
     failed = matrix.locator(".nbw-matrix-failed")
     expect(failed).to_have_count(1)
     expect(matrix).to_contain_text("Done:")
@@ -209,9 +192,9 @@ def test_hostile_prompts_and_labels_render_as_text_in_comparison_grid_and_histor
     nb.open_and_run(HOSTILE_CELLS)
     page = nb.page
     cmp = nb.widget(".nbw-cmp")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-cmp .nbw-cmp-card img", 2])
     matrix = nb.widget(".nbw-matrix")
-    page.wait_for_function(_ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 2])
+    page.wait_for_function(ALL_DECODED, arg=[".nbw-matrix .nbw-matrix-cell img", 2])
     table = nb.widget("table.nbw-history")
     nb.assert_widgets_rendered()
 
@@ -269,11 +252,11 @@ def test_panel_history_strip_lists_two_runs_and_load_brings_the_older_prompt_bac
     for n, text in enumerate(["a red kite over the dunes", "a blue kite over the sea"], 1):
         prompt.fill(text)
         generate.click()
-        page.wait_for_function(_ALL_DECODED, arg=[RESULT_IMG, n])
+        page.wait_for_function(ALL_DECODED, arg=[RESULT_IMG, n])
         expect(strip.locator(".nbw-hs-item")).to_have_count(n)
 
     items = strip.locator(".nbw-hs-item")
-    page.wait_for_function(_ALL_DECODED, arg=[f"{STRIP} .nbw-hs-item img.nbw-hs-thumb", 2])
+    page.wait_for_function(ALL_DECODED, arg=[f"{STRIP} .nbw-hs-item img.nbw-hs-thumb", 2])
     expect(items.nth(0)).to_contain_text("a blue kite over the sea")  # newest first
     expect(items.nth(1)).to_contain_text("a red kite over the dunes")
     expect(strip).to_contain_text("2 records")
