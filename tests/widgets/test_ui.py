@@ -64,6 +64,46 @@ def test_rendered_view_sends_every_widget_state_again(monkeypatch: pytest.Monkey
     assert id(sync) not in updated
 
 
+def test_a_resent_view_never_sends_back_what_the_person_sets_in_the_page(
+        monkeypatch: pytest.MonkeyPatch, make_panel: Any, client: Client) -> None:
+    # A prompt typed in the page reaches the kernel only when the box loses focus. A state
+    # sent again in between must not carry the kernel's older prompt, or it would erase
+    # the typing (the panel then said "Type a prompt first" to a person who had).
+    panel = make_panel(client)
+    sync = next(c for c in widget_tree(panel) if isinstance(c, ViewSync))
+    sent = _record_sends(panel, monkeypatch)
+    _render_message(sync)
+    updated = {id(widget): data["state"] for widget, data in sent if data["method"] == "update"}
+    prompt = updated[id(panel.prompt_box)]
+    assert "value" not in prompt
+    assert prompt["placeholder"] == panel.prompt_box.placeholder  # the rest is resent
+    for control in widget_tree(panel):
+        if control.has_trait("disabled") and id(control) in updated:
+            assert not {"value", "index"} & set(updated[id(control)]), control
+    # What only the kernel writes is resent whole: the status area's HTML, for one.
+    html = [w_ for w_ in widget_tree(panel) if isinstance(w_, w.HTML) and id(w_) in updated]
+    assert html and all("value" in updated[id(h)] for h in html)
+
+
+def test_a_resent_comparison_keeps_the_divider_where_it_was_dragged(
+        monkeypatch: pytest.MonkeyPatch, client: Client) -> None:
+    from nanobanana_widgets.widgets.compare import compare
+    from support import png
+
+    view = compare(png((200, 0, 0)), png((0, 0, 200)))
+    try:
+        sync = next(c for c in widget_tree(view) if isinstance(c, ViewSync))
+        sent = _record_sends(view, monkeypatch)
+        _render_message(sync)
+        updated = {id(widget): data["state"] for widget, data in sent
+                   if data["method"] == "update"}
+        assert "value" not in updated[id(view.divider)]
+        assert updated[id(view.divider)]["html"] == view.divider.html
+        assert "value" not in updated[id(view.slider)]
+    finally:
+        view.close()
+
+
 def test_other_messages_send_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     box = w.VBox([w.HTML("x")])
     sync = ViewSync(box)

@@ -21,12 +21,13 @@ import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anywidget
 import ipywidgets as w
 
-__all__ = ["Painter", "Ticker", "ViewSync", "close_deep", "close_tree", "close_view", "guarded",
+__all__ = ["PAGE_OWNED_KEYS", "Painter", "Ticker", "ViewSync", "close_deep", "close_tree",
+           "close_view", "guarded", "resend_keys",
            "weak_callback", "widget_tree"]
 
 _STATIC = Path(__file__).parent / "static"
@@ -99,8 +100,27 @@ def guarded(handler: Callable[..., object],
     return call
 
 
+PAGE_OWNED_KEYS: Final = frozenset({"value", "index"})
+"""What a person changes in the page: the value of a control (a typed prompt, a slider, a
+choice; ``index`` for a selection). The page has the newer word on it until the change
+reaches the kernel (a text box syncs when it loses focus), so a state sent again leaves it
+out: otherwise it could undo what was typed since."""
+
+
+def resend_keys(widget: w.Widget) -> list[str] | None:
+    """The state of ``widget`` to send again to a page that has rendered it: all of it
+    (``None``), but for a control (a widget with ``disabled``, or a trait tagged
+    ``page_owned``) the value the person sets in the page."""
+    is_control = widget.has_trait("disabled")
+    keys = [k for k in widget.keys
+            if not (is_control and k in PAGE_OWNED_KEYS)
+            and not widget.trait_metadata(k, "page_owned")]
+    return None if len(keys) == len(widget.keys) else keys
+
+
 class ViewSync(anywidget.AnyWidget):
-    """Invisible: once rendered, the view holding it gets its current state sent again."""
+    """Invisible: once rendered, the view holding it gets its current state sent again
+    (but for what the person sets in the page, :data:`PAGE_OWNED_KEYS`)."""
 
     _esm = (_STATIC / "view_sync.js").read_text(encoding="utf-8")
 
@@ -121,7 +141,7 @@ class ViewSync(anywidget.AnyWidget):
         try:
             for widget in widget_tree(view):
                 if widget is not self and widget.comm is not None:
-                    widget.send_state()
+                    widget.send_state(key=resend_keys(widget))
         except Exception:  # a view that cannot be refreshed still shows what it had
             _log.exception("could not send a view's state again")
 

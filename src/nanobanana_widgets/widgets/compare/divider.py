@@ -28,7 +28,8 @@ class Divider(anywidget.AnyWidget):
 
     html = traitlets.Unicode("", help="the stage's HTML (render.compare.stage_html)").tag(
         sync=True)
-    value = traitlets.Int(50, help="percent of the first image shown (0 to 100)").tag(sync=True)
+    value = traitlets.Int(50, help="percent of the first image shown (0 to 100)").tag(
+        sync=True, page_owned=True)  # dragged in the page: never sent back over it
 
     @traitlets.validate("value")
     def _clamp(self, proposal: dict[str, Any]) -> int:
