@@ -12,14 +12,13 @@ ALL_DECODED = """
 """
 """At least ``n`` images match ``sel`` and every one of them is decoded (``[sel, n]``)."""
 
-CONTRAST = """
-(selector) => {
+ELEMENT_CONTRAST = """
+(el) => {
   const rgb = (s) => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
   const lum = ([r, g, b]) => {
     const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
     return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
   };
-  const el = document.querySelector(selector);
   let bgEl = el, bg = null;
   while (bgEl) {
     const c = rgb(getComputedStyle(bgEl).backgroundColor);
@@ -29,11 +28,14 @@ CONTRAST = """
   bg = bg || [255, 255, 255];
   const fg = rgb(getComputedStyle(el).color);
   const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-  return (a + 0.05) / (b + 0.05);
+  return {contrast: (a + 0.05) / (b + 0.05), bg: lum(bg)};
 }
 """
-"""The WCAG contrast ratio of the first ``selector`` element's text against the first
-opaque background behind it."""
+"""The WCAG contrast ratio of an element's text against the first opaque background
+behind it (``contrast``), and that background's luminance (``bg``)."""
+
+CONTRAST = f"(selector) => ({ELEMENT_CONTRAST.strip()})(document.querySelector(selector)).contrast"
+"""As :data:`ELEMENT_CONTRAST`, the ratio alone, for the first ``selector`` element."""
 
 
 def set_theme(page: Any, name: str) -> None:

@@ -22,35 +22,13 @@ except ImportError:  # conftest skips these tests (or fails them in CI) without 
 
 from .conftest import EMULATOR_LATENCY
 from .notebook_page import NotebookPage
-from .page_scripts import set_theme
+from .page_scripts import ELEMENT_CONTRAST, set_theme
 
 pytestmark = pytest.mark.browser
 
 PANEL = ".nbw-panel"
 PANEL_CELLS = ["from nanobanana_widgets import PromptPanel\n"
                "panel = PromptPanel(prompt='a lighthouse at dusk')\npanel"]
-
-# WCAG contrast of an element's text against its own (or nearest opaque) background, and
-# the luminance of that background.
-_CONTRAST = """
-(el) => {
-  const rgb = (s) => (s.match(/[\\d.]+/g) || []).slice(0, 4).map(Number);
-  const lum = ([r, g, b]) => {
-    const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-  };
-  let bgEl = el, bg = null;
-  while (bgEl) {
-    const c = rgb(getComputedStyle(bgEl).backgroundColor);
-    if (c.length >= 3 && (c.length < 4 || c[3] > 0.5)) { bg = c; break; }
-    bgEl = bgEl.parentElement;
-  }
-  bg = bg || [255, 255, 255];
-  const fg = rgb(getComputedStyle(el).color);
-  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-  return {contrast: (a + 0.05) / (b + 0.05), bg: lum(bg)};
-}
-"""
 
 # A synthetic drop or paste of one PNG (base64) on an element.
 _DROP = """
@@ -133,8 +111,8 @@ def test_mode_action_progress_messages_and_cards_read_well_in_both_themes(
     assert words.count("Generate") == 1, words
     for theme in ("JupyterLab Light", "JupyterLab Dark"):
         _theme(page, theme)
-        active = toggles.nth(0).evaluate(_CONTRAST)
-        idle = toggles.nth(1).evaluate(_CONTRAST)
+        active = toggles.nth(0).evaluate(ELEMENT_CONTRAST)
+        idle = toggles.nth(1).evaluate(ELEMENT_CONTRAST)
         assert active["contrast"] >= 4.5, (theme, active)
         assert abs(active["bg"] - idle["bg"]) >= 0.1, (theme, active, idle)  # told apart
     _theme(page, "JupyterLab Light")
