@@ -17,7 +17,9 @@ import pytest
 
 from nanobanana_widgets.client import Client, Progress
 from nanobanana_widgets.widgets._ui import Painter, ViewSync, widget_tree
+from nanobanana_widgets.widgets.compare import compare
 from nanobanana_widgets.widgets.grid import grid
+from support import png
 
 
 def _record_sends(root: w.Widget, monkeypatch: pytest.MonkeyPatch) -> list[tuple[w.Widget, Any]]:
@@ -37,6 +39,14 @@ def _render_message(sync: ViewSync) -> None:
                       "buffers": []})
 
 
+def _resent_states(view: w.Widget, monkeypatch: pytest.MonkeyPatch) -> dict[int, Any]:
+    """Render ``view``'s ViewSync and return the state each widget sent again, by id."""
+    sync = next(c for c in widget_tree(view) if isinstance(c, ViewSync))
+    sent = _record_sends(view, monkeypatch)
+    _render_message(sync)
+    return {id(widget): data["state"] for widget, data in sent if data["method"] == "update"}
+
+
 def test_widget_tree_reaches_children_layouts_and_styles() -> None:
     inner = w.HTML("x")
     button = w.Button(description="b")
@@ -53,12 +63,10 @@ def test_rendered_view_sends_every_widget_state_again(monkeypatch: pytest.Monkey
     g = grid(["a lemon", "a pear"], aspect_ratios=["1:1", "16:9"], client=client, history=None)
     g.wait(30)
     sync = next(c for c in g.children if isinstance(c, ViewSync))
-    sent = _record_sends(g, monkeypatch)
-    _render_message(sync)
-    updated = {id(widget): data for widget, data in sent if data["method"] == "update"}
+    updated = _resent_states(g, monkeypatch)
     for cell in g.cells:
         cell_widget = g.cell_widget(cell)
-        assert updated[id(cell_widget)]["state"]["value"] == cell_widget.value
+        assert updated[id(cell_widget)]["value"] == cell_widget.value
         assert "<img" in cell_widget.value
     assert id(g.cancel_button.layout) in updated  # layouts too (display: none once done)
     assert id(sync) not in updated
@@ -70,10 +78,7 @@ def test_a_resent_view_never_sends_back_what_the_person_sets_in_the_page(
     # sent again in between must not carry the kernel's older prompt, or it would erase
     # the typing (the panel then said "Type a prompt first" to a person who had).
     panel = make_panel(client)
-    sync = next(c for c in widget_tree(panel) if isinstance(c, ViewSync))
-    sent = _record_sends(panel, monkeypatch)
-    _render_message(sync)
-    updated = {id(widget): data["state"] for widget, data in sent if data["method"] == "update"}
+    updated = _resent_states(panel, monkeypatch)
     prompt = updated[id(panel.prompt_box)]
     assert "value" not in prompt
     assert prompt["placeholder"] == panel.prompt_box.placeholder  # the rest is resent
@@ -87,16 +92,9 @@ def test_a_resent_view_never_sends_back_what_the_person_sets_in_the_page(
 
 def test_a_resent_comparison_keeps_the_divider_where_it_was_dragged(
         monkeypatch: pytest.MonkeyPatch, client: Client) -> None:
-    from nanobanana_widgets.widgets.compare import compare
-    from support import png
-
     view = compare(png((200, 0, 0)), png((0, 0, 200)))
     try:
-        sync = next(c for c in widget_tree(view) if isinstance(c, ViewSync))
-        sent = _record_sends(view, monkeypatch)
-        _render_message(sync)
-        updated = {id(widget): data["state"] for widget, data in sent
-                   if data["method"] == "update"}
+        updated = _resent_states(view, monkeypatch)
         assert "value" not in updated[id(view.divider)]
         assert updated[id(view.divider)]["html"] == view.divider.html
         assert "value" not in updated[id(view.slider)]
