@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from .page_scripts import CONTRAST
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,24 +35,6 @@ TUTORIALS = sorted(p.stem for p in (REPO / "notebooks").glob("*.ipynb"))
 _DECODED_IMAGES = """
 () => [...document.querySelectorAll('article img')]
         .filter(i => i.complete && i.naturalWidth > 0).length
-"""
-
-# WCAG contrast of the article's text against the page background.
-_CONTRAST = """
-() => {
-  const rgb = s => s.match(/[\\d.]+/g).slice(0, 3).map(Number);
-  const lum = ([r, g, b]) => {
-    const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-  };
-  const p = document.querySelector('article p');
-  let el = p, bg = 'rgba(0, 0, 0, 0)';
-  while (el && /rgba\\(0, 0, 0, 0\\)|transparent/.test(bg)) {
-    bg = getComputedStyle(el).backgroundColor; el = el.parentElement;
-  }
-  const a = lum(rgb(getComputedStyle(p).color)), b = lum(rgb(bg));
-  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-}
 """
 
 
@@ -174,5 +158,5 @@ def test_pages_are_readable_in_both_modes(docs_page: Any, site: Path, mode: str)
         docs_page.goto(_url(site, rel))
         docs_page.evaluate(f"document.documentElement.dataset.theme = '{mode}'")
         assert docs_page.evaluate("document.documentElement.dataset.theme") == mode
-        ratio = docs_page.evaluate(_CONTRAST)
+        ratio = docs_page.evaluate(CONTRAST, "article p")
         assert ratio >= 4.5, f"{rel} in {mode} mode: contrast {ratio:.2f}"
