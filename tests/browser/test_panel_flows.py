@@ -13,12 +13,7 @@ from typing import Any
 
 import pytest
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
-    expect = None  # type: ignore[assignment]
-
-from .conftest import EMULATOR_LATENCY
+from .conftest import EMULATOR_LATENCY, expect
 from .notebook_page import NotebookPage
 
 pytestmark = pytest.mark.browser

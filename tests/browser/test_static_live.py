@@ -21,14 +21,9 @@ from typing import Any
 import nbformat
 import pytest
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
-    expect = None  # type: ignore[assignment]
-
 from notebooks.static_export import IMAGES, VIEWS, Export, cell_index, execute_and_export
 
-from .conftest import EMULATOR_LATENCY
+from .conftest import EMULATOR_LATENCY, expect
 from .notebook_page import NotebookPage
 from .page_scripts import ALL_DECODED
 

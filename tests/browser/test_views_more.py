@@ -20,11 +20,7 @@ from typing import Any
 
 import pytest
 
-try:
-    from playwright.sync_api import expect
-except ImportError:  # conftest skips these tests (or fails them in CI) without Playwright
-    expect = None  # type: ignore[assignment]
-
+from .conftest import expect
 from .notebook_page import NotebookPage
 from .page_scripts import ALL_DECODED
 
